@@ -1,0 +1,58 @@
+//! Wires a validated config to bound listeners and runs until shutdown.
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// The already-bound sockets pacer serves on. Binding is the caller's job, so tests can pass
+/// listeners on port 0 and the binary can report bind errors before anything starts.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+/// Runs pacer until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::proxy::serve(listeners.proxy, config, shutdown).await
+}
+
+/// A short human summary of what a config sets up, for `pacer check`.
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "listen: {}", config.listen);
+    for (i, u) in config.upstreams.iter().enumerate() {
+        let default = if config.default_upstream == Some(i) {
+            " (default)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "upstream {}{default}: {} hosts {:?}",
+            u.name, u.base_url, u.hosts
+        );
+    }
+    for l in &config.limits {
+        let rate = l.rate.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "limit {}: rate {rate} burst {} concurrency {:?} key {:?} mode {:?}",
+            l.name, l.burst, l.concurrency, l.key, l.mode
+        );
+    }
+    for r in &config.routes {
+        let names: Vec<&str> = r
+            .limits
+            .iter()
+            .map(|&i| config.limits[i].name.as_str())
+            .collect();
+        let _ = writeln!(out, "route {}: limits {names:?}", r.name);
+    }
+    out
+}

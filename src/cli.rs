@@ -1,0 +1,134 @@
+//! The command line. `main.rs` parses it and calls [`Cli::run`]; errors map to exit codes there.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// pacer keeps a load test inside a SaaS API's rate limits: it queues, paces and retries
+/// requests so the API sees traffic it accepts, and the load tool sees slower 200s instead of 429s.
+#[derive(Debug, Parser)]
+#[command(name = "pacer", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter in RUST_LOG syntax (for example `info`, `pacer=debug`).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy. Point the load tool at it (`jmeter -H 127.0.0.1 -P 8080`, or use it as the
+    /// base URL) and it forwards to the upstreams in the config, shaped by its limits.
+    Proxy {
+        /// The YAML config file (see config/genesys.yaml for a commented example).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print what it sets up, without binding or starting anything.
+    /// Exits 0 when valid, 2 with every problem (field path and line) when not.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a mock of the Genesys Cloud API that enforces its rate limits (300 requests per 60 s
+    /// per token by default) and answers 429 exactly like the platform. For rehearsals and tests.
+    Mock {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Optional mock config (per-route limits, Retry-After misbehaviour, TLS).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("invalid config {path}:\n{errors}")]
+    Config {
+        path: PathBuf,
+        errors: crate::config::ConfigErrors,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config { .. } | CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<crate::Config, CliError> {
+    crate::Config::load(path).map_err(|errors| CliError::Config {
+        path: path.to_owned(),
+        errors,
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        CliError::Runtime(anyhow::anyhow!(
+            "cannot bind the {what} listener on {addr}: {e}"
+        ))
+    })
+}
+
+// === impl Command ===
+
+impl Command {
+    pub async fn run(self) -> Result<(), CliError> {
+        match self {
+            Command::Proxy { config } => {
+                let config = load_config(&config)?;
+                let listeners = crate::app::Listeners {
+                    proxy: bind(config.listen, "proxy").await?,
+                    admin: match config.admin {
+                        Some(addr) => Some(bind(addr, "admin").await?),
+                        None => None,
+                    },
+                };
+                tracing::info!(listen = %config.listen, "pacer proxy started");
+                crate::app::run(listeners, config, crate::shutdown::signal()).await?;
+                Ok(())
+            }
+            Command::Check { config: path } => {
+                let config = load_config(&path)?;
+                println!("{} is valid", path.display());
+                print!("{}", crate::app::describe(&config));
+                Ok(())
+            }
+            Command::Mock { listen, config } => {
+                let mock_config = match config {
+                    Some(path) => crate::mock::MockConfig::load(&path).map_err(|e| {
+                        CliError::Usage(format!("invalid mock config {}: {e:#}", path.display()))
+                    })?,
+                    None => crate::mock::MockConfig::default(),
+                };
+                let listener = bind(listen, "mock").await?;
+                tracing::info!(%listen, "pacer mock started");
+                crate::mock::serve(listener, mock_config, crate::shutdown::signal()).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sets up logging to stderr with a RUST_LOG-style filter.
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,250 @@
+//! Configuration: YAML in, validated types out.
+//!
+//! Loading happens in two steps so that every mistake can be reported with the field path and line:
+//! [`raw`] mirrors the YAML with serde (unknown keys rejected, source locations kept through
+//! `serde_saphyr::Spanned`), and [`validate`] turns it into the types below, which the rest of
+//! pacer uses. Nothing outside this module sees raw YAML.
+//!
+//! These types describe what the user asked for; runtime state (limiter buckets, effective rates
+//! after a live change) lives elsewhere, so a later reload can swap state without a restart.
+
+mod duration;
+mod error;
+mod raw;
+mod region;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+pub use self::duration::parse_duration;
+pub use self::error::{ConfigError, ConfigErrors};
+pub use self::region::{region_base_url, REGIONS};
+use crate::route::PathPattern;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the proxy listens. Defaults to 127.0.0.1:8080; a non-loopback address must be set
+    /// explicitly.
+    pub listen: SocketAddr,
+    /// Upstreams in the order they appear in the file.
+    pub upstreams: Vec<Upstream>,
+    /// Index into `upstreams` of the one origin-form requests go to. Set implicitly when there is
+    /// exactly one upstream.
+    pub default_upstream: Option<usize>,
+    /// Named limits in file order.
+    pub limits: Vec<Limit>,
+    /// Routes in file order; first match wins.
+    pub routes: Vec<Route>,
+    pub retry: Retry,
+    pub server: Server,
+    /// The admin listener (metrics, status, live limits). None when not configured.
+    pub admin: Option<SocketAddr>,
+    /// TLS interception of CONNECT. None when not configured (CONNECT to intercepted hosts is
+    /// then refused with 403).
+    pub intercept: Option<Intercept>,
+    pub proxy_auth: Option<ProxyAuth>,
+}
+
+/// One upstream API.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    /// Scheme, host and optional port (and no path other than `/`), for example
+    /// `https://api.mypurecloud.com`.
+    pub base_url: url::Url,
+    /// Lower-cased host names clients may address in absolute-form or CONNECT. Defaults to the
+    /// host of `base_url`.
+    pub hosts: Vec<String>,
+    /// Extra PEM trust roots, resolved relative to the config file's directory.
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Whether CONNECT to this upstream's hosts is TLS-intercepted (true) or tunnelled blind.
+    pub intercept: bool,
+}
+
+/// A named limit.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub name: String,
+    pub rate: Option<Rate>,
+    /// Token bucket size; 1 when not set.
+    pub burst: u32,
+    pub concurrency: Option<u32>,
+    pub key: KeyKind,
+    pub mode: Mode,
+    pub queue: Queue,
+    /// Maximum number of live keys; past it new keys are refused (503 pacer.keys.exhausted).
+    pub max_keys: usize,
+    /// A key unused this long is forgotten.
+    pub key_idle: Duration,
+    pub adaptive: Option<Adaptive>,
+}
+
+/// `N/s`, `N/min` or `N/h`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn per_second(&self) -> f64 {
+        self.count as f64 / self.per.as_secs_f64()
+    }
+
+    /// The time between two requests at this rate (GCRA's emission interval).
+    pub fn interval(&self) -> Duration {
+        self.per / self.count
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.per.as_secs() {
+            1 => write!(f, "{}/s", self.count),
+            60 => write!(f, "{}/min", self.count),
+            3600 => write!(f, "{}/h", self.count),
+            _ => write!(f, "{}/{}s", self.count, self.per.as_secs_f64()),
+        }
+    }
+}
+
+/// What a limit counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// One bucket for every request.
+    Global,
+    /// One bucket per bearer token (hashed, never stored raw).
+    Token,
+    /// One bucket per client IP address.
+    ClientIp,
+    /// One bucket per value of this request header (hashed).
+    Header(HeaderName),
+}
+
+/// What a limit does with a request that cannot go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Delay it in a bounded FIFO queue.
+    Queue,
+    /// Answer 429 at once.
+    Reject,
+    /// Let it through; only count.
+    Observe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    pub max_depth: usize,
+    pub max_wait: Duration,
+}
+
+/// AIMD settings for `adaptive: true` (or a map of these fields).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adaptive {
+    /// Multiplied into the effective rate on each upstream 429 (default 0.7).
+    pub factor: f64,
+    /// The effective rate never drops below this fraction of the configured rate (default 0.1).
+    pub floor: f64,
+    /// Fraction of the configured rate added back after each clean interval (default 0.05).
+    pub step: f64,
+    /// How long without a 429 counts as a clean interval (default 5s).
+    pub interval: Duration,
+}
+
+/// A route: which requests pass which limits.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The pattern exactly as written, e.g. `GET /api/v2/scripts/**`; used as the metrics label.
+    pub name: String,
+    /// None matches any method (`*`).
+    pub method: Option<Method>,
+    pub path: PathPattern,
+    /// Indices into [`Config::limits`], in acquisition order.
+    pub limits: Vec<usize>,
+}
+
+/// Upstream 429 absorption and replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    /// Upstream attempts per request, first included (default 5).
+    pub max_attempts: u32,
+    /// A longer Retry-After is handed back to the client at once (default 60s).
+    pub max_retry_after: Duration,
+    /// Full-jitter exponential backoff when a 429 has no usable Retry-After.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub on_5xx: On5xx,
+    /// Bodies up to this many bytes are buffered for replay (default 512000).
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On5xx {
+    Never,
+    /// Retry 502/503/504 for GET, HEAD, PUT, DELETE and OPTIONS only.
+    Idempotent,
+}
+
+/// Limits of the listener itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Server {
+    /// Largest accepted request header section (default 64 KiB); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Largest accepted request body (default 16 MiB); larger gets 413.
+    pub max_body_bytes: u64,
+    /// How long in-flight requests may take to finish after a shutdown signal (default 30s).
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Intercept {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct ProxyAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ProxyAuth {
+    // The password must never reach a log line, even through `{:?}` of the whole config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it resolve against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::single(ConfigError::file(path, e)))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// Parses and validates YAML text; `base` is the directory relative paths resolve against.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let raw = raw::parse(text)?;
+        validate::validate(raw, base)
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    pub fn limit(&self, name: &str) -> Option<&Limit> {
+        self.limits.iter().find(|l| l.name == name)
+    }
+}

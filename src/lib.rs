@@ -1,0 +1,34 @@
+//! pacer: a traffic-shaping proxy between a load tool and a rate-limited SaaS API.
+//!
+//! # Layout
+//!
+//! A request's way through, outermost first, and the module that owns each step:
+//!
+//! - [`app`]: `run(listeners, config, shutdown)`, which wires everything and owns the tasks.
+//! - [`proxy`]: the listener and front door (origin-form, absolute-form, CONNECT), and the one
+//!   place the tower stack is assembled ([`proxy::stack`]), with the reasons for its order.
+//!   - [`proxy::rescue`] is the only code that turns an [`error::Error`] into an HTTP response.
+//!   - [`proxy::client`] is the pooled upstream client (hyper-util over rustls).
+//! - [`route`]: `(method, path)` to the route and the limits it passes.
+//! - [`shape`]: the [`shape::Limiter`] trait and the in-memory limiter.
+//! - [`config`]: YAML to validated types; every error names the field path and line.
+//! - [`error`]: the request path's error type; status, code and retryability live on it.
+//! - [`mock`]: a Genesys-like API that enforces the platform's limits, for rehearsals and tests.
+//! - [`cli`]: the command line; `main.rs` only parses it and maps errors to exit codes.
+//! - [`shutdown`]: the drain signal shared by listeners.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod mock;
+pub mod proxy;
+pub mod route;
+pub mod shape;
+pub mod shutdown;
+
+pub use crate::config::Config;
+pub use crate::error::Error;
+
+/// The error type that crosses service boundaries inside hyper and tower.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

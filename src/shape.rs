@@ -1,0 +1,130 @@
+//! Shaping: make the traffic that reaches the API fit its limits by delaying requests.
+//!
+//! A [`Limiter`] enforces one named limit (a token bucket and/or a concurrency cap, per key, with
+//! a bounded FIFO queue). The proxy only sees the trait, so the in-memory [`LocalLimiter`] can be
+//! joined by a shared, Redis-backed one chosen per limit in the config without touching the
+//! request path.
+//!
+//! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
+//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, FIFO queue, slots, pause).
+
+pub mod key;
+mod local;
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use self::key::LimitKey;
+pub use self::local::LocalLimiter;
+use crate::error::Error;
+
+/// The future [`Limiter::acquire`] returns. Boxed so the trait stays object-safe: limiters are
+/// chosen per limit at runtime.
+pub type AcquireFuture<'a> = Pin<Box<dyn Future<Output = Result<Permit, Error>> + Send + 'a>>;
+
+/// Queue position class. A retried request goes ahead of newer ones: it has already waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    #[default]
+    Normal,
+    Retry,
+}
+
+/// One request asking to pass a limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Acquire {
+    pub key: LimitKey,
+    /// The request must be able to *start* by then; if it is known it cannot, fail early.
+    pub deadline: Instant,
+    pub priority: Priority,
+}
+
+/// Permission to send one request upstream. Dropping it releases the concurrency slot, if the
+/// limit has one; hold it until the upstream response is finished.
+pub struct Permit {
+    /// How long the request waited in the queue.
+    pub waited: Duration,
+    guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Permit {
+    pub fn new(waited: Duration, guard: Option<Box<dyn Any + Send + Sync>>) -> Permit {
+        Permit { waited, guard }
+    }
+
+    /// A permit that holds nothing (observe mode, or a limit without concurrency).
+    pub fn free(waited: Duration) -> Permit {
+        Permit {
+            waited,
+            guard: None,
+        }
+    }
+
+    /// Whether this permit holds a concurrency slot.
+    pub fn holds_slot(&self) -> bool {
+        self.guard.is_some()
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("waited", &self.waited)
+            .field("holds_slot", &self.holds_slot())
+            .finish()
+    }
+}
+
+/// A live change to a running limit (admin `PUT /limits/{name}`); absent fields stay as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimitUpdate {
+    pub rate: Option<crate::config::Rate>,
+    pub burst: Option<u32>,
+    pub concurrency: Option<u32>,
+}
+
+/// A snapshot of a limit for `/status` and the metrics gauges.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitState {
+    pub name: String,
+    pub mode: &'static str,
+    pub key: String,
+    /// Configured requests per second (None without a rate).
+    pub rate: Option<f64>,
+    /// Effective requests per second after AIMD or a live change.
+    pub effective_rate: Option<f64>,
+    pub burst: u32,
+    pub concurrency: Option<u32>,
+    pub in_flight: usize,
+    pub queue_depth: usize,
+    /// Milliseconds until the longest current Retry-After pause ends, if any key is paused.
+    pub paused_ms: Option<u64>,
+    pub keys: usize,
+}
+
+/// One named limit, enforced per key.
+pub trait Limiter: Send + Sync + 'static {
+    fn name(&self) -> &str;
+
+    /// Waits until the request may go (or fails with a 429/503-class [`Error`]). Must be
+    /// cancellation-safe: dropping the future leaves the queue at once and frees its place.
+    fn acquire(&self, req: Acquire) -> AcquireFuture<'_>;
+
+    /// The upstream answered 429 for a request that passed this limit with `key`: pause the
+    /// whole key for `retry_after` (no request of that key is released meanwhile) and, when
+    /// adaptive, cut the effective rate.
+    fn on_throttled(&self, key: LimitKey, retry_after: Duration);
+
+    /// When the key's current pause ends, if it is paused.
+    fn paused_until(&self, key: LimitKey) -> Option<Instant>;
+
+    fn state(&self) -> LimitState;
+
+    /// Applies a live change for all keys at once.
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, String>;
+}
