@@ -1,9 +1,12 @@
 //! Wires a validated config to bound listeners and runs until shutdown.
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::proxy::frontdoor::Admission;
+use crate::shape::layer::Limits;
 
 /// The already-bound sockets pacer serves on. Binding is the caller's job, so tests can pass
 /// listeners on port 0 and the binary can report bind errors before anything starts.
@@ -18,9 +21,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::proxy::serve(listeners.proxy, config, shutdown).await
+    let admission = Arc::new(Admission::new(&config)?);
+    let limits = Arc::new(Limits::new(&config));
+    let stack = crate::proxy::stack::build(admission, limits);
+    crate::proxy::serve(listeners.proxy, stack, config.server, shutdown).await
 }
-
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write;

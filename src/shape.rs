@@ -9,6 +9,7 @@
 //! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, FIFO queue, slots, pause).
 
 pub mod key;
+pub mod layer;
 mod local;
 
 use std::any::Any;

@@ -1,0 +1,176 @@
+//! The upstream client: one pooled hyper-util client per upstream, over rustls.
+//!
+//! Each upstream has its own pool, trust roots and timeouts. The client rewrites the request for
+//! the upstream (scheme, authority, Host), removes hop-by-hop headers, and classifies failures
+//! into typed errors: a connect failure (nothing sent, always safe to retry) is told apart from a
+//! broken exchange (may have reached the API) and a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, HeaderValue, Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::body::{self, Body};
+use super::headers::strip_hop_by_hop;
+use crate::config;
+use crate::error::Error;
+
+/// How long an idle pooled connection is kept; below the usual 60-120 s server-side idle
+/// timeouts of API gateways, so pacer rarely reuses a connection the far end just closed.
+const POOL_IDLE: Duration = Duration::from_secs(50);
+
+/// A configured upstream, ready to send to.
+pub struct UpstreamClient {
+    name: Arc<str>,
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+    request_timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+}
+
+// === impl UpstreamClient ===
+
+impl UpstreamClient {
+    pub fn new(cfg: &config::Upstream) -> anyhow::Result<UpstreamClient> {
+        let uri: Uri = cfg.base_url.as_str().parse()?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTPS);
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("upstream {} has no host", cfg.name))?;
+        let host = authority_without_default_port(&scheme, &authority);
+        let tls = super::tls_client::client_config(cfg.ca_file.as_deref())?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .set_host(false)
+            .build(https);
+        Ok(UpstreamClient {
+            name: cfg.name.as_str().into(),
+            scheme,
+            authority,
+            host: HeaderValue::from_str(&host)?,
+            request_timeout: cfg.request_timeout,
+            client,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends one request upstream and returns its response head with a streaming body.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
+        self.prepare(&mut req);
+        let sent = tokio::time::timeout(self.request_timeout, self.client.request(req)).await;
+        let res = match sent {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) => return Err(self.classify(e)),
+            Err(_) => {
+                return Err(Error::UpstreamTimeout {
+                    upstream: self.name.to_string(),
+                    timeout: self.request_timeout,
+                })
+            }
+        };
+        let (mut parts, incoming) = res.into_parts();
+        let upgrading = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        strip_hop_by_hop(&mut parts.headers, upgrading);
+        Ok(Response::from_parts(parts, body::boxed(incoming)))
+    }
+
+    /// Points the request at this upstream.
+    fn prepare(&self, req: &mut Request<Body>) {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path);
+        *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+        // Requests reach the upstream as HTTP/1.1 whatever the client spoke.
+        *req.version_mut() = http::Version::HTTP_11;
+        let upgrading = is_upgrade(req.headers());
+        strip_hop_by_hop(req.headers_mut(), upgrading);
+        req.headers_mut().insert(header::HOST, self.host.clone());
+    }
+
+    fn classify(&self, err: hyper_util::client::legacy::Error) -> Error {
+        let upstream = self.name.to_string();
+        if let Some(limit) = find_length_limit(&err) {
+            return limit;
+        }
+        let reason = root_cause(&err);
+        Error::UpstreamUnreachable {
+            upstream,
+            reason,
+            sent: !err.is_connect(),
+        }
+    }
+}
+
+/// Whether a request asks to switch protocols (WebSocket and friends).
+pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> String {
+    let default = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+    match authority.port_u16() {
+        Some(p) if p == default => authority.host().to_owned(),
+        _ => authority.as_str().to_owned(),
+    }
+}
+
+/// A request body over `server.max_body_bytes` surfaces as a client error wrapping
+/// `LengthLimitError`; it is the client's fault (413), not the upstream's.
+fn find_length_limit(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(limit) = e.downcast_ref::<super::frontdoor::BodyLimitExceeded>() {
+            return Some(Error::BodyTooLarge { limit: limit.0 });
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The innermost cause, which names what actually went wrong ("connection refused").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    let outer = err.to_string();
+    let inner = last.to_string();
+    if outer == inner {
+        outer
+    } else {
+        format!("{outer}: {inner}")
+    }
+}

@@ -1,0 +1,37 @@
+//! The innermost service: sends the request to the upstream its [`Target`] names.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+
+use super::body::Body;
+use super::frontdoor::Target;
+use crate::error::Error;
+
+#[derive(Clone, Debug, Default)]
+pub struct Forward;
+
+// === impl Forward ===
+
+impl tower::Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let Some(target) = req.extensions().get::<Target>().cloned() else {
+            // The front door always sets a target; a request without one is a wiring bug,
+            // answered rather than panicking on a live connection.
+            return Box::pin(std::future::ready(Err(Error::BadRequest(
+                "request has no resolved upstream".into(),
+            ))));
+        };
+        Box::pin(async move { target.upstream.send(req).await })
+    }
+}

@@ -1,0 +1,247 @@
+//! The front door: admits a request and decides where it goes.
+//!
+//! Checks that belong to the connection rather than the API (proxy credentials, header and body
+//! size) happen here, before anything waits or is sent. Then the request's target is resolved:
+//! origin-form goes to `default_upstream`, absolute-form (and requests inside an intercepted
+//! CONNECT) to the upstream whose `hosts` lists the host, and anything else is refused: pacer is
+//! never an open proxy. The route is looked up once here and carried down in [`Target`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{header, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::body::Body;
+use super::client::UpstreamClient;
+use super::headers::wire_size;
+use crate::config::{Config, Server};
+use crate::error::Error;
+use crate::route::RouteTable;
+use crate::BoxError;
+
+/// Where an admitted request goes; carried in the request's extensions.
+#[derive(Clone)]
+pub struct Target {
+    pub upstream: Arc<UpstreamClient>,
+    /// Index into the config's routes, or None for requests on no route (unshaped).
+    pub route: Option<usize>,
+    pub client_addr: SocketAddr,
+}
+
+/// What the connection knows about a request: who sent it, and for a request inside an
+/// intercepted CONNECT, which upstream the tunnel was opened to.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tunnel_upstream: Option<usize>,
+}
+
+/// The body grew past `server.max_body_bytes` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than {0} bytes")]
+pub struct BodyLimitExceeded(pub u64);
+
+/// The configured upstreams and the host names that reach them.
+pub struct Upstreams {
+    clients: Vec<Arc<UpstreamClient>>,
+    by_host: HashMap<String, usize>,
+    default: Option<usize>,
+}
+
+// === impl Upstreams ===
+
+impl Upstreams {
+    pub fn new(config: &Config) -> anyhow::Result<Upstreams> {
+        let mut clients = Vec::with_capacity(config.upstreams.len());
+        let mut by_host = HashMap::new();
+        for (i, u) in config.upstreams.iter().enumerate() {
+            clients.push(Arc::new(UpstreamClient::new(u)?));
+            for host in &u.hosts {
+                by_host.insert(host.to_ascii_lowercase(), i);
+            }
+        }
+        Ok(Upstreams {
+            clients,
+            by_host,
+            default: config.default_upstream,
+        })
+    }
+
+    /// The upstream that serves `host`, if any.
+    pub fn by_host(&self, host: &str) -> Option<usize> {
+        // Host names are case-insensitive; avoid allocating for the common lower-case case.
+        match self.by_host.get(host) {
+            Some(&i) => Some(i),
+            None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.by_host.get(&host.to_ascii_lowercase()).copied()
+            }
+            None => None,
+        }
+    }
+
+    pub fn get(&self, index: usize) -> &Arc<UpstreamClient> {
+        &self.clients[index]
+    }
+}
+
+/// Admission settings shared by all connections.
+pub struct Admission {
+    pub upstreams: Upstreams,
+    pub routes: RouteTable,
+    pub server: Server,
+    /// The exact `Proxy-Authorization` value that admits a request, when auth is on.
+    pub proxy_auth: Option<HeaderValue>,
+}
+
+// === impl Admission ===
+
+impl Admission {
+    pub fn new(config: &Config) -> anyhow::Result<Admission> {
+        let proxy_auth = config.proxy_auth.as_ref().map(|a| {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", a.username, a.password));
+            let mut v = HeaderValue::from_str(&format!("Basic {token}"))
+                .expect("base64 is a valid header value");
+            v.set_sensitive(true);
+            v
+        });
+        Ok(Admission {
+            upstreams: Upstreams::new(config)?,
+            routes: RouteTable::new(config),
+            server: config.server,
+            proxy_auth,
+        })
+    }
+
+    /// Checks the request and resolves its target, or says why it cannot be served.
+    pub fn admit(&self, req: Request<Incoming>) -> Result<Request<Body>, Error> {
+        self.check_proxy_auth(&req)?;
+        self.check_sizes(&req)?;
+        let conn = req.extensions().get::<ConnInfo>().copied().ok_or_else(|| {
+            Error::BadRequest("request arrived without connection information".into())
+        })?;
+        let upstream = self.resolve(&req, &conn)?;
+        let route = self
+            .routes
+            .find(req.method(), req.uri().path())
+            .map(|(i, _)| i);
+        let limit = self.server.max_body_bytes;
+        let (mut parts, incoming) = req.into_parts();
+        parts.extensions.insert(Target {
+            upstream: self.upstreams.get(upstream).clone(),
+            route,
+            client_addr: conn.peer,
+        });
+        let body = Limited::new(incoming, limit as usize)
+            .map_err(move |e: BoxError| -> BoxError {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Box::new(BodyLimitExceeded(limit))
+                } else {
+                    e
+                }
+            })
+            .boxed_unsync();
+        Ok(Request::from_parts(parts, body))
+    }
+
+    fn check_proxy_auth<B>(&self, req: &Request<B>) -> Result<(), Error> {
+        let Some(expected) = &self.proxy_auth else {
+            return Ok(());
+        };
+        match req.headers().get(header::PROXY_AUTHORIZATION) {
+            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+            _ => Err(Error::ProxyAuthRequired),
+        }
+    }
+
+    fn check_sizes<B>(&self, req: &Request<B>) -> Result<(), Error> {
+        let size = wire_size(req.headers());
+        let limit = self.server.max_header_bytes;
+        if size > limit {
+            return Err(Error::HeadersTooLarge { size, limit });
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(n) if n > self.server.max_body_bytes => Err(Error::BodyTooLarge {
+                limit: self.server.max_body_bytes,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The upstream index for this request.
+    fn resolve<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Result<usize, Error> {
+        if let Some(i) = conn.tunnel_upstream {
+            return Ok(i);
+        }
+        match req.uri().host() {
+            // Absolute-form: the client uses pacer as its HTTP proxy.
+            Some(host) => self
+                .upstreams
+                .by_host(host)
+                .ok_or_else(|| Error::ForbiddenHost {
+                    host: host.to_owned(),
+                }),
+            // Origin-form: the client points straight at pacer.
+            None if req.uri().path().starts_with('/') => {
+                self.upstreams.default.ok_or(Error::NoDefaultUpstream)
+            }
+            None => Err(Error::BadRequest(format!(
+                "request target {:?} is neither origin-form nor absolute-form",
+                req.uri().to_string()
+            ))),
+        }
+    }
+}
+
+/// Compares credentials without leaking, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The front door as a tower service: admits, then hands the request to the inner stack.
+#[derive(Clone)]
+pub struct FrontDoor<S> {
+    admission: Arc<Admission>,
+    inner: S,
+}
+
+impl<S> FrontDoor<S> {
+    pub fn new(admission: Arc<Admission>, inner: S) -> Self {
+        FrontDoor { admission, inner }
+    }
+}
+
+// === impl FrontDoor ===
+
+impl<S> tower::Service<Request<Incoming>> for FrontDoor<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        match self.admission.admit(req) {
+            Ok(req) => Box::pin(self.inner.call(req)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}

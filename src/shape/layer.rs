@@ -1,0 +1,196 @@
+//! The shaping layer: makes each request pass its route's limits before it goes upstream.
+//!
+//! Limits are acquired in the order the route lists them. Permits are held until the response
+//! body is finished (or dropped, when the client goes away), so a concurrency cap counts requests
+//! truly in flight upstream, streaming included.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tokio::time::Instant;
+
+use super::key::key_for;
+use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
+use crate::config::{Config, Limit};
+use crate::error::Error;
+use crate::proxy::body::{self, Body};
+use crate::proxy::frontdoor::Target;
+
+/// The limiters of a config, and which of them each route passes.
+pub struct Limits {
+    limiters: Vec<Arc<dyn Limiter>>,
+    configs: Vec<Limit>,
+    /// Per route index, the limit indices in acquisition order.
+    routes: Vec<Vec<usize>>,
+}
+
+// === impl Limits ===
+
+impl Limits {
+    pub fn new(config: &Config) -> Limits {
+        Limits {
+            limiters: config
+                .limits
+                .iter()
+                .map(|l| Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>)
+                .collect(),
+            configs: config.limits.clone(),
+            routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
+        }
+    }
+
+    pub fn limiters(&self) -> &[Arc<dyn Limiter>] {
+        &self.limiters
+    }
+
+    /// The limiter with this name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Limiter>> {
+        self.configs
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| &self.limiters[i])
+    }
+
+    fn for_route(&self, route: Option<usize>) -> &[usize] {
+        route.and_then(|r| self.routes.get(r)).map_or(&[], |v| v)
+    }
+}
+
+/// Which limit keys a request passed; the retry layer reads it to pause the right buckets when
+/// the upstream answers 429.
+#[derive(Clone, Debug, Default)]
+pub struct Passed(pub Vec<(usize, LimitKey)>);
+
+/// Marks a request as a retry, so it queues ahead of newer requests.
+#[derive(Clone, Copy, Debug)]
+pub struct IsRetry;
+
+#[derive(Clone)]
+pub struct Shape<S> {
+    limits: Arc<Limits>,
+    inner: S,
+}
+
+impl<S> Shape<S> {
+    pub fn new(limits: Arc<Limits>, inner: S) -> Self {
+        Shape { limits, inner }
+    }
+}
+
+// === impl Shape ===
+
+impl<S> tower::Service<Request<Body>> for Shape<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let route = req.extensions().get::<Target>().and_then(|t| t.route);
+        if self.limits.for_route(route).is_empty() {
+            return Box::pin(self.inner.call(req));
+        }
+        // The inner service was made ready for this call; take it and leave a clone behind
+        // (tower's rule for services that call their inner one after an await).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(shape(self.limits.clone(), route, req, inner))
+    }
+}
+
+async fn shape<S>(
+    limits: Arc<Limits>,
+    route: Option<usize>,
+    mut req: Request<Body>,
+    mut inner: S,
+) -> Result<Response<Body>, Error>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let start = Instant::now();
+    let priority = match req.extensions().get::<IsRetry>() {
+        Some(_) => Priority::Retry,
+        None => Priority::Normal,
+    };
+    let client_ip = req
+        .extensions()
+        .get::<Target>()
+        .map(|t| t.client_addr.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let mut permits = Vec::new();
+    let mut passed = Vec::new();
+    for &i in limits.for_route(route) {
+        let cfg = &limits.configs[i];
+        let key = key_for(&cfg.key, req.headers(), client_ip);
+        let acquire = Acquire {
+            key,
+            deadline: start + cfg.queue.max_wait,
+            priority,
+        };
+        permits.push(limits.limiters[i].acquire(acquire).await?);
+        passed.push((i, key));
+    }
+    req.extensions_mut().insert(Passed(passed));
+    // Boxed before awaiting: keeps `S::Future` out of this future's state, which sidesteps
+    // rustc's higher-ranked `Send` inference limits (rust-lang/rust#102211).
+    let call: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> =
+        Box::pin(inner.call(req));
+    let res = call.await?;
+    Ok(hold_until_done(res, permits))
+}
+
+/// Keeps the permits alive as long as the response body is, so slots free when the client has
+/// the whole response or goes away, not when the headers arrive.
+fn hold_until_done(res: Response<Body>, permits: Vec<Permit>) -> Response<Body> {
+    if !permits.iter().any(Permit::holds_slot) {
+        return res;
+    }
+    res.map(|b| {
+        body::boxed(Holding {
+            inner: b,
+            _permits: permits,
+        })
+    })
+}
+
+pin_project_lite::pin_project! {
+    struct Holding {
+        #[pin]
+        inner: Body,
+        _permits: Vec<Permit>,
+    }
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
