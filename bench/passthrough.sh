@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Pass-through throughput: pacer against nginx as a reverse proxy, same upstream (`pacer mock`
+# with its limits off), alternated round by round in one run so machine noise hits both alike.
+#
+#   bash bench/passthrough.sh                 # 3 rounds of 10 s each
+#   ROUNDS=5 DURATION=15s CONNS=64 bash bench/passthrough.sh
+#   PACER_CONFIG_EXTRA=bench/shaping-extra.yaml bash bench/passthrough.sh   # with limits
+#
+# Installs Debian's nginx-light and wrk when missing. Prints requests per second and p99 for each
+# round, then the medians and the ratios pacer/nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+THREADS=${THREADS:-2}
+PATH_UNDER_TEST=${PATH_UNDER_TEST:-/api/v2/users}
+out=bench/out
+mkdir -p "$out"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  echo "bench: installing nginx-light and wrk" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk) >&2
+fi
+
+cargo build --release --quiet
+bin=target/release/pacer
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port)
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# The upstream: the mock without limits, so both proxies see the same fast, always-200 server.
+cat > "$out/mock.yaml" <<YAML
+default_limit: off
+YAML
+RUST_LOG=warn "$bin" mock --listen "127.0.0.1:$mock_port" --config "$out/mock.yaml" &
+pids+=($!)
+
+{
+  echo "listen: 127.0.0.1:$pacer_port"
+  echo "upstreams:"
+  echo "  mock: { base_url: 'http://127.0.0.1:$mock_port' }"
+  if [ -n "${PACER_CONFIG_EXTRA:-}" ]; then cat "$PACER_CONFIG_EXTRA"; fi
+} > "$out/pacer.yaml"
+RUST_LOG=warn "$bin" proxy --config "$out/pacer.yaml" &
+pids+=($!)
+
+cat > "$out/nginx.conf" <<NGINX
+worker_processes auto;
+pid $PWD/$out/nginx.pid;
+error_log $PWD/$out/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+    }
+  }
+}
+NGINX
+nginx -c "$PWD/$out/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+wait_port "$mock_port"; wait_port "$pacer_port"; wait_port "$nginx_port"
+
+# Warm both paths (connection pools, page cache) before measuring.
+wrk -t1 -c8 -d2s "http://127.0.0.1:$nginx_port$PATH_UNDER_TEST" >/dev/null
+wrk -t1 -c8 -d2s "http://127.0.0.1:$pacer_port$PATH_UNDER_TEST" >/dev/null
+
+to_ms() { # wrk latency like 1.23ms / 850.00us / 1.02s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+measure() { # name port -> "rps p99ms"
+  local res rps p99
+  res=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2$PATH_UNDER_TEST")
+  echo "$res" > "$out/wrk-$1-$round.txt"
+  if grep -q "Non-2xx" <<<"$res"; then echo "bench: $1 returned non-2xx responses:" >&2; grep "Non-2xx" <<<"$res" >&2; fi
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$res")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$res")")
+  echo "$rps $p99"
+}
+
+printf '%-6s %-6s %12s %10s\n' round proxy req/s p99_ms
+: > "$out/results.txt"
+for round in $(seq "$ROUNDS"); do
+  # Alternate which goes first, so neither always runs on a warmer or cooler machine.
+  if (( round % 2 )); then order="nginx pacer"; else order="pacer nginx"; fi
+  for who in $order; do
+    port=$nginx_port; [ "$who" = pacer ] && port=$pacer_port
+    read -r rps p99 < <(measure "$who" "$port")
+    printf '%-6s %-6s %12s %10s\n' "$round" "$who" "$rps" "$p99"
+    echo "$who $rps $p99" >> "$out/results.txt"
+  done
+done
+
+python3 - "$out/results.txt" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+def med(who, col): return statistics.median(float(r[col]) for r in rows if r[0] == who)
+n_rps, p_rps = med("nginx", 1), med("pacer", 1)
+n_p99, p_p99 = med("nginx", 2), med("pacer", 2)
+print(f"\nmedian req/s: nginx {n_rps:.0f}  pacer {p_rps:.0f}  ratio pacer/nginx {p_rps / n_rps:.3f}  (target >= 0.9)")
+print(f"median p99 ms: nginx {n_p99:.2f}  pacer {p_p99:.2f}  ratio pacer/nginx {p_p99 / n_p99:.3f}  (target <= 1.5)")
+PY
