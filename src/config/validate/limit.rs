@@ -1,0 +1,296 @@
+//! `limits`: rates, concurrency, keys, queueing and adaptive settings.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::HeaderName;
+use serde_saphyr::Spanned;
+
+use super::{check_name, join, number, positive_duration, Errors};
+use crate::config::raw::{Name, Named, RawAdaptive, RawAdaptiveSettings, RawLimit, Text};
+use crate::config::{Adaptive, KeyKind, Limit, Mode, Queue, Rate};
+
+const DEFAULT_MAX_DEPTH: u64 = 10_000;
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_KEYS: u64 = 10_000;
+const DEFAULT_KEY_IDLE: Duration = Duration::from_secs(600);
+const DEFAULT_ADAPTIVE: Adaptive = Adaptive {
+    factor: 0.7,
+    floor: 0.1,
+    step: 0.05,
+    interval: Duration::from_secs(5),
+};
+
+pub(super) fn limits(errs: &mut Errors, raw: Option<&Named<RawLimit>>) -> Vec<Limit> {
+    let entries = raw.map(|n| n.entries.as_slice()).unwrap_or_default();
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, raw) in entries {
+        let path = join("limits", &name.value);
+        check_name(errs, &path, name);
+        if raw.rate.is_none() && raw.concurrency.is_none() {
+            let msg = "a limit needs a rate (e.g. rate: 300/min), a concurrency (e.g. concurrency: 10), or both";
+            errs.add(&path, name.line, msg);
+        }
+        out.push(limit(errs, &path, name, raw));
+    }
+    out
+}
+
+fn limit(errs: &mut Errors, path: &str, name: &Name, raw: &RawLimit) -> Limit {
+    let field = |f: &str| join(path, f);
+    let (rate, burst) = rate_and_burst(errs, path, name, raw);
+    let concurrency = raw.concurrency.as_ref().map(|c| {
+        let c = number(errs, &field("concurrency"), Some(c), 1, 1..=u32::MAX.into());
+        c as u32
+    });
+    let max_keys = raw.max_keys.as_ref();
+    let max_keys = number(
+        errs,
+        &field("max_keys"),
+        max_keys,
+        DEFAULT_MAX_KEYS,
+        1..=u64::MAX,
+    );
+    Limit {
+        name: name.value.clone(),
+        rate,
+        burst,
+        concurrency,
+        key: key(errs, &field("key"), raw.key.as_ref()),
+        mode: mode(errs, &field("mode"), raw.mode.as_ref()),
+        queue: queue(errs, &field("queue"), raw),
+        max_keys: usize::try_from(max_keys).unwrap_or(usize::MAX),
+        key_idle: positive_duration(
+            errs,
+            &field("key_idle"),
+            raw.key_idle.as_ref(),
+            DEFAULT_KEY_IDLE,
+        ),
+        adaptive: adaptive(errs, &field("adaptive"), raw.adaptive.as_ref()),
+    }
+}
+
+/// The rate and its bucket size. Burst and adaptive only shape a rate; without one they would
+/// silently do nothing, so that is an error.
+fn rate_and_burst(
+    errs: &mut Errors,
+    path: &str,
+    name: &Name,
+    raw: &RawLimit,
+) -> (Option<Rate>, u32) {
+    let field = |f: &str| join(path, f);
+    let rate = raw.rate.as_ref().and_then(|text| {
+        parse_rate(&text.value)
+            .map_err(|msg| errs.at(field("rate"), text, msg))
+            .ok()
+    });
+    if let (None, Some(burst)) = (&raw.rate, &raw.burst) {
+        errs.at(
+            field("burst"),
+            burst,
+            "burst sizes the rate's bucket; set rate too",
+        );
+    }
+    if let (None, Some(adaptive)) = (&raw.rate, &raw.adaptive) {
+        if !matches!(adaptive, RawAdaptive::Enabled(false)) {
+            let msg = "adaptive adjusts the rate; set rate too";
+            errs.add(field("adaptive"), name.line, msg);
+        }
+    }
+    let burst = number(
+        errs,
+        &field("burst"),
+        raw.burst.as_ref(),
+        1,
+        1..=u32::MAX.into(),
+    );
+    (rate, burst as u32)
+}
+
+/// `N/s`, `N/sec`, `N/min`, `N/m`, `N/h` or `N/hour`, with N a positive whole number.
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
+    let hint = "write a rate as N/s, N/min or N/h, e.g. 300/min";
+    let Some((count, unit)) = text.split_once('/') else {
+        return Err(format!("{text:?} is not a rate; {hint}"));
+    };
+    let per = match unit.trim() {
+        "s" | "sec" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        other => return Err(format!("unknown unit {other:?} in {text:?}; {hint}")),
+    };
+    let count = count.trim();
+    // `u32::from_str` also takes a leading '+', which is not a count anyone means to write.
+    let digits = !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit());
+    match count.parse::<u32>() {
+        Ok(0) => Err(format!(
+            "{text:?} allows nothing; the count must be at least 1"
+        )),
+        Ok(count) if digits => Ok(Rate { count, per }),
+        _ => Err(format!(
+            "{count:?} in {text:?} is not a whole number of requests up to {}; {hint}",
+            u32::MAX
+        )),
+    }
+}
+
+fn key(errs: &mut Errors, path: &str, raw: Option<&Text>) -> KeyKind {
+    let Some(raw) = raw else {
+        return KeyKind::Global;
+    };
+    parse_key(raw.value.trim()).unwrap_or_else(|msg| {
+        errs.at(path, raw, msg);
+        KeyKind::Global
+    })
+}
+
+fn parse_key(text: &str) -> Result<KeyKind, String> {
+    match text {
+        "global" => Ok(KeyKind::Global),
+        "token" => Ok(KeyKind::Token),
+        "client_ip" => Ok(KeyKind::ClientIp),
+        _ => match text.strip_prefix("header:") {
+            Some(name) => HeaderName::from_str(name.trim())
+                .map(KeyKind::Header)
+                .map_err(|_| format!("{:?} is not a valid HTTP header name", name.trim())),
+            None => Err(format!(
+                "unknown key {text:?}; use global, token, client_ip or header:NAME"
+            )),
+        },
+    }
+}
+
+fn mode(errs: &mut Errors, path: &str, raw: Option<&Text>) -> Mode {
+    let Some(raw) = raw else {
+        return Mode::Queue;
+    };
+    match raw.value.trim() {
+        "queue" => Mode::Queue,
+        "reject" => Mode::Reject,
+        "observe" => Mode::Observe,
+        other => {
+            let msg = format!("unknown mode {other:?}; use queue, reject or observe");
+            errs.at(path, raw, msg);
+            Mode::Queue
+        }
+    }
+}
+
+fn queue(errs: &mut Errors, path: &str, raw: &RawLimit) -> Queue {
+    let queue = raw.queue.as_ref();
+    let depth = queue.and_then(|q| q.max_depth.as_ref());
+    let max_depth = number(
+        errs,
+        &join(path, "max_depth"),
+        depth,
+        DEFAULT_MAX_DEPTH,
+        1..=u64::MAX,
+    );
+    let wait = queue.and_then(|q| q.max_wait.as_ref());
+    Queue {
+        max_depth: usize::try_from(max_depth).unwrap_or(usize::MAX),
+        max_wait: positive_duration(errs, &join(path, "max_wait"), wait, DEFAULT_MAX_WAIT),
+    }
+}
+
+fn adaptive(errs: &mut Errors, path: &str, raw: Option<&RawAdaptive>) -> Option<Adaptive> {
+    let settings = match raw? {
+        RawAdaptive::Enabled(false) => return None,
+        RawAdaptive::Enabled(true) => return Some(DEFAULT_ADAPTIVE),
+        RawAdaptive::Settings(settings) => settings,
+    };
+    Some(adaptive_settings(errs, path, settings))
+}
+
+fn adaptive_settings(errs: &mut Errors, path: &str, raw: &RawAdaptiveSettings) -> Adaptive {
+    let d = DEFAULT_ADAPTIVE;
+    let interval = raw.interval.as_ref();
+    Adaptive {
+        // A factor of 1 would never cut the rate; a floor or step of 1 is merely aggressive.
+        factor: fraction(
+            errs,
+            &join(path, "factor"),
+            raw.factor.as_ref(),
+            d.factor,
+            false,
+        ),
+        floor: fraction(
+            errs,
+            &join(path, "floor"),
+            raw.floor.as_ref(),
+            d.floor,
+            true,
+        ),
+        step: fraction(errs, &join(path, "step"), raw.step.as_ref(), d.step, true),
+        interval: positive_duration(errs, &join(path, "interval"), interval, d.interval),
+    }
+}
+
+/// A fraction in (0, 1), or (0, 1] when `one_ok`; `default` when absent or out of range.
+fn fraction(
+    errs: &mut Errors,
+    path: &str,
+    raw: Option<&Spanned<f64>>,
+    default: f64,
+    one_ok: bool,
+) -> f64 {
+    let Some(raw) = raw else {
+        return default;
+    };
+    let v = raw.value;
+    // Written so that NaN fails both comparisons.
+    if v > 0.0 && (v < 1.0 || (one_ok && v == 1.0)) {
+        return v;
+    }
+    let range = if one_ok {
+        "more than 0 and at most 1"
+    } else {
+        "between 0 and 1 (exclusive)"
+    };
+    errs.at(path, raw, format!("must be {range}, not {v}"));
+    default
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        let r = parse_rate("20/s").unwrap();
+        assert_eq!((r.count, r.per), (20, Duration::from_secs(1)));
+        assert_eq!(parse_rate("20/sec").unwrap().per, Duration::from_secs(1));
+        assert_eq!(parse_rate("300/min").unwrap().per, Duration::from_secs(60));
+        assert_eq!(parse_rate("300/m").unwrap().per, Duration::from_secs(60));
+        assert_eq!(parse_rate("5/h").unwrap().per, Duration::from_secs(3600));
+        assert_eq!(parse_rate("5/hour").unwrap().per, Duration::from_secs(3600));
+        assert_eq!(parse_rate(" 300 / min ").unwrap().count, 300);
+    }
+
+    #[test]
+    fn bad_rates() {
+        let err = |s| parse_rate(s).unwrap_err();
+        assert!(err("20").contains("not a rate"));
+        assert!(err("0/s").contains("at least 1"));
+        assert!(err("-1/s").contains("whole number"));
+        assert!(err("1.5/s").contains("whole number"));
+        assert!(err("+5/s").contains("whole number"));
+        assert!(err("abc/s").contains("whole number"));
+        assert!(err("5/d").contains("unknown unit \"d\""));
+        assert!(err("5/").contains("unknown unit"));
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(parse_key("global"), Ok(KeyKind::Global));
+        assert_eq!(parse_key("token"), Ok(KeyKind::Token));
+        assert_eq!(parse_key("client_ip"), Ok(KeyKind::ClientIp));
+        assert_eq!(
+            parse_key("header:X-Tenant"),
+            Ok(KeyKind::Header(HeaderName::from_static("x-tenant")))
+        );
+        assert!(parse_key("header:").unwrap_err().contains("header name"));
+        assert!(parse_key("header:a b").unwrap_err().contains("header name"));
+        assert!(parse_key("ip").unwrap_err().contains("unknown key"));
+    }
+}

@@ -1,0 +1,146 @@
+//! `routes`: which requests pass which limits.
+
+use http::Method;
+
+use super::{join, list, Errors};
+use crate::config::raw::{RawRoute, Text};
+use crate::config::Route;
+use crate::route::PathPattern;
+
+/// Methods whose lower-case spelling is almost certainly a typo: HTTP methods are
+/// case-sensitive, and `get` would never match a client's `GET`.
+const STANDARD_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `limit_names` are the limits in file order; a route stores indices into that order.
+pub(super) fn routes(
+    errs: &mut Errors,
+    raw: Option<&[RawRoute]>,
+    limit_names: &[&str],
+) -> Vec<Route> {
+    let mut out: Vec<(usize, Route)> = Vec::new();
+    for (i, raw) in raw.unwrap_or_default().iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let limits = route_limits(
+            errs,
+            &join(&path, "limits"),
+            raw.limits.as_deref(),
+            limit_names,
+        );
+        let text = &raw.matches;
+        let (method, pattern) = match parse_match(&text.value) {
+            Ok(parsed) => parsed,
+            Err(msg) => {
+                errs.at(join(&path, "match"), text, msg);
+                continue;
+            }
+        };
+        // First match wins, so a second route with the same method and pattern is dead config.
+        let earlier = out
+            .iter()
+            .find(|(_, r)| r.method == method && r.path == pattern);
+        if let Some((j, _)) = earlier {
+            let msg = format!(
+                "same match as routes[{j}], which comes first, so this route would never be used"
+            );
+            errs.at(join(&path, "match"), text, msg);
+        }
+        let name = text.value.trim().to_owned();
+        out.push((
+            i,
+            Route {
+                name,
+                method,
+                path: pattern,
+                limits,
+            },
+        ));
+    }
+    out.into_iter().map(|(_, route)| route).collect()
+}
+
+/// `METHOD PATH` or `* PATH`.
+fn parse_match(text: &str) -> Result<(Option<Method>, PathPattern), String> {
+    let mut parts = text.split_whitespace();
+    let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!(
+            "{text:?} is not \"METHOD PATH\"; write e.g. \"GET /api/v2/users/**\", or \"* /api/v2/**\" for any method"
+        ));
+    };
+    let method = match method {
+        "*" => None,
+        m => Some(parse_method(m)?),
+    };
+    let pattern = PathPattern::parse(path).map_err(|e| format!("path {path:?}: {e}"))?;
+    Ok((method, pattern))
+}
+
+fn parse_method(text: &str) -> Result<Method, String> {
+    let upper = text.to_ascii_uppercase();
+    if text != upper && STANDARD_METHODS.contains(&upper.as_str()) {
+        return Err(format!(
+            "HTTP methods are case-sensitive; write {upper}, not {text}"
+        ));
+    }
+    Method::from_bytes(text.as_bytes()).map_err(|_| {
+        format!("{text:?} is not an HTTP method; write e.g. GET, POST, PUT or DELETE, or * for any")
+    })
+}
+
+fn route_limits(errs: &mut Errors, path: &str, raw: Option<&[Text]>, names: &[&str]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for text in raw.unwrap_or_default() {
+        let wanted = text.value.trim();
+        match names.iter().position(|n| *n == wanted) {
+            Some(i) if out.contains(&i) => {
+                errs.at(path, text, format!("limit {wanted:?} is listed twice"));
+            }
+            Some(i) => out.push(i),
+            None if names.is_empty() => {
+                let msg = format!(
+                    "unknown limit {wanted:?}; no limits are defined (add them under limits:)"
+                );
+                errs.at(path, text, msg);
+            }
+            None => {
+                let msg = format!(
+                    "unknown limit {wanted:?}; defined limits: {}",
+                    list(names.iter().copied())
+                );
+                errs.at(path, text, msg);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches() {
+        let (m, p) = parse_match("GET /api/v2/scripts/**").unwrap();
+        assert_eq!(m, Some(Method::GET));
+        assert!(p.matches("/api/v2/scripts/1"));
+        let (m, _) = parse_match("  *   /api/**  ").unwrap();
+        assert_eq!(m, None);
+        assert_eq!(
+            parse_match("PROPFIND /dav").unwrap().0.unwrap().as_str(),
+            "PROPFIND"
+        );
+    }
+
+    #[test]
+    fn bad_matches() {
+        let err = |s| parse_match(s).unwrap_err();
+        assert!(err("/api/v2/users").contains("METHOD PATH"));
+        assert!(err("GET /a /b").contains("METHOD PATH"));
+        assert!(err("").contains("METHOD PATH"));
+        assert!(err("get /a").contains("write GET"));
+        assert!(err("G(T /a").contains("not an HTTP method"));
+        assert!(err("GET api").contains("must start with '/'"));
+        assert!(err("GET /a/b*").contains("wildcard"));
+    }
+}
