@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod mock;
 pub mod proxy;
+pub mod retry;
 pub mod route;
 pub mod shape;
 pub mod shutdown;

@@ -1,0 +1,24 @@
+//! Retry: the pure building blocks pacer uses to absorb upstream 429s and replay requests.
+//!
+//! The Genesys Cloud API answers a request over its limits with `429 Too Many Requests` and a
+//! `Retry-After` header. pacer waits as asked and sends the request again, so the load tool sees the
+//! slower success instead of the 429. Everything here is free of I/O and clocks (time comes in as
+//! an argument, randomness as an `Rng`), so the decisions can be tested exhaustively; the layer
+//! that loops over attempts composes them.
+//!
+//! - [`retry_after`]: how long the upstream asked us to wait (`Retry-After`, then the legacy
+//!   Genesys `inin-ratelimit-reset`, then `X-RateLimit-Reset`), with strict garbage rules.
+//! - [`backoff`]: full-jitter exponential backoff for a 429 that did not say how long to wait.
+//! - [`policy`]: which responses may be retried ([`RetryReason`]) and why a retry loop stopped
+//!   ([`GiveUp`], sent to the client in the `x-pacer-gave-up` header).
+//! - [`body`]: request bodies kept so every attempt sends identical bytes, within a size bound.
+
+pub mod backoff;
+pub mod body;
+pub mod policy;
+pub mod retry_after;
+
+pub use self::backoff::full_jitter;
+pub use self::body::{buffer_for_replay, Replay, ReplayBody};
+pub use self::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
+pub use self::retry_after::{retry_after, RETRY_AFTER_CAP};
