@@ -21,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod mock;
 pub mod proxy;
 pub mod retry;
