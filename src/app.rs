@@ -23,7 +23,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let admission = Arc::new(Admission::new(&config)?);
     let limits = Arc::new(Limits::new(&config));
-    let stack = crate::proxy::stack::build(admission, limits);
+    let metrics = Arc::new(crate::metrics::Metrics::new(&config));
+    let stack = crate::proxy::stack::build(admission, limits, metrics, config.retry);
     crate::proxy::serve(listeners.proxy, stack, config.server, shutdown).await
 }
 /// A short human summary of what a config sets up, for `pacer check`.
