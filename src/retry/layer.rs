@@ -91,6 +91,7 @@ struct Attempts<S> {
     parts: http::request::Parts,
     replay: Replay<Body>,
     route: Option<usize>,
+    start: Instant,
     deadline: Instant,
     /// Attempts made so far.
     made: u32,
@@ -114,10 +115,17 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    async fn start(shared: Arc<Shared>, req: Request<Body>, inner: S) -> Result<Response<Body>, Error> {
+    async fn start(
+        shared: Arc<Shared>,
+        req: Request<Body>,
+        inner: S,
+    ) -> Result<Response<Body>, Error> {
         let start = Instant::now();
         let route = req.extensions().get::<Target>().and_then(|t| t.route);
-        let budget = shared.limits.max_wait(route).unwrap_or(shared.cfg.max_retry_after);
+        let budget = shared
+            .limits
+            .max_wait(route)
+            .unwrap_or(shared.cfg.max_retry_after);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(RequestStart(start));
         let content_length = parts
@@ -134,6 +142,7 @@ where
             parts,
             replay,
             route,
+            start,
             deadline: start + budget,
             made: 0,
             waited: Duration::ZERO,
@@ -154,7 +163,11 @@ where
     }
 
     async fn attempt(&mut self) -> Result<Response<Body>, Error> {
-        let body = self.replay.next_body().map(body::boxed).unwrap_or_else(body::empty);
+        let body = self
+            .replay
+            .next_body()
+            .map(body::boxed)
+            .unwrap_or_else(body::empty);
         let mut req = Request::from_parts(self.parts.clone(), body);
         if self.made > 0 {
             req.extensions_mut().insert(IsRetry);
@@ -172,16 +185,25 @@ where
             Ok(res) => res,
             Err(e) if e.retryable() => {
                 let wait = self.backoff();
+                // A refused connect is retried only while the whole exchange stays within the
+                // upstream's connect timeout: a dead upstream must answer 502 promptly, not
+                // after a round of backoffs.
+                let within = Instant::now() + wait <= self.start + self.connect_timeout();
                 return match self.give_up_reason(wait, false) {
-                    Some(_) => Err(e),
-                    None => Ok(Next::Again(wait, RetryReason::Connect)),
+                    None if within => Ok(Next::Again(wait, RetryReason::Connect)),
+                    _ => Err(e),
                 };
             }
             Err(e) => return Err(e),
         };
-        let passed = res.extensions().get::<Passed>().cloned().unwrap_or_default();
+        let passed = res
+            .extensions()
+            .get::<Passed>()
+            .cloned()
+            .unwrap_or_default();
         self.waited += passed.waited;
-        let Some(reason) = retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
+        let Some(reason) =
+            retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
         else {
             return Ok(Next::Done(res));
         };
@@ -202,9 +224,21 @@ where
         }
     }
 
+    fn connect_timeout(&self) -> Duration {
+        self.parts
+            .extensions
+            .get::<Target>()
+            .map_or(Duration::ZERO, |t| t.upstream.connect_timeout())
+    }
+
     fn backoff(&self) -> Duration {
         let cfg = &self.shared.cfg;
-        full_jitter(self.made.saturating_sub(1), cfg.backoff_base, cfg.backoff_max, &mut rand::rng())
+        full_jitter(
+            self.made.saturating_sub(1),
+            cfg.backoff_base,
+            cfg.backoff_max,
+            &mut rand::rng(),
+        )
     }
 
     fn give_up_reason(&self, wait: Duration, throttled: bool) -> Option<GiveUp> {
