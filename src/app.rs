@@ -21,12 +21,54 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let admission = Arc::new(Admission::new(&config)?);
-    let limits = Arc::new(Limits::new(&config));
-    let metrics = Arc::new(crate::metrics::Metrics::new(&config));
-    let stack = crate::proxy::stack::build(admission, limits, metrics, config.retry);
-    crate::proxy::serve(listeners.proxy, stack, config.server, shutdown).await
+    App::new(config)?.serve(listeners, shutdown).await
 }
+
+/// pacer's runtime parts, built from a config. Tests build one to look at its limits while
+/// traffic flows.
+pub struct App {
+    config: Config,
+    limits: Arc<Limits>,
+    metrics: Arc<crate::metrics::Metrics>,
+    stack: crate::proxy::stack::Stack,
+}
+
+// === impl App ===
+
+impl App {
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let admission = Arc::new(Admission::new(&config)?);
+        let limits = Arc::new(Limits::new(&config));
+        let metrics = Arc::new(crate::metrics::Metrics::new(&config));
+        let stack =
+            crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
+        Ok(App {
+            config,
+            limits,
+            metrics,
+            stack,
+        })
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let server = self.config.server;
+        crate::proxy::serve(listeners.proxy, self.stack, server, shutdown).await
+    }
+}
+
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write;
