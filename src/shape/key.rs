@@ -1,6 +1,6 @@
 //! What a limit counts a request by.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
 use http::HeaderMap;
@@ -55,9 +55,7 @@ fn hash_bytes(bytes: &[u8]) -> LimitKey {
 }
 
 fn hash_of<T: Hash>(value: &T) -> LimitKey {
-    let mut h = hasher().build_hasher();
-    value.hash(&mut h);
-    LimitKey(h.finish().max(2))
+    LimitKey(hasher().hash_one(value).max(2))
 }
 
 #[cfg(test)]
