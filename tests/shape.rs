@@ -19,5 +19,7 @@ mod pause;
 mod queue;
 #[path = "shape/rate.rs"]
 mod rate;
+#[path = "shape/stress.rs"]
+mod stress;
 #[path = "shape/update.rs"]
 mod update;

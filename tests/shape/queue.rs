@@ -199,3 +199,21 @@ async fn the_slot_waits_for_the_token_and_not_the_other_way_round() {
     assert_eq!(times, vec![ms(1000), ms(1100), ms(1200)]);
     assert_eq!(l.state().in_flight, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_token_is_spent_while_waiting_for_a_slot() {
+    // Burst 2 at 1/s, one slot: the second token is still there when the slot frees at 0.5 s.
+    let mut cfg = limit();
+    cfg.rate = Some(per_second(1));
+    cfg.burst = 2;
+    cfg.concurrency = Some(1);
+    let l = leak(cfg);
+    let start = Instant::now();
+    let held = at_once(l, req(1)).unwrap();
+    let next = spawn(l, req(1));
+    sleep(Duration::from_millis(500)).await;
+    drop(held);
+    let (at, result) = next.await.unwrap();
+    result.unwrap();
+    assert_eq!(at - start, Duration::from_millis(500));
+}

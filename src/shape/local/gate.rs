@@ -156,12 +156,13 @@ impl KeyInner {
         if cur.concurrency.is_some_and(|cap| self.in_flight >= cap) {
             return Err(Blocked::Slot);
         }
-        if let Some(bucket) = self.synced_bucket(cur, sh.epoch.reading(now)) {
-            let now_reading = sh.epoch.reading(now);
-            let taken = bucket.take(at).or_else(|ready| match at < now_reading {
-                true => bucket.take(now_reading),
-                false => Err(ready),
-            });
+        let now_reading = sh.epoch.reading(now);
+        if let Some(bucket) = self.synced_bucket(cur, now_reading) {
+            // A token not yet due at the credited time may still be due now.
+            let taken = match bucket.take(at) {
+                Err(_) if at < now_reading => bucket.take(now_reading),
+                taken => taken,
+            };
             if let Err(ready) = taken {
                 return Err(Blocked::Rate(sh.epoch.instant(ready)));
             }
@@ -336,8 +337,13 @@ impl KeyInner {
                 if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
                     w.waker = Some(waker.clone());
                 }
-                let wake_at = w.wake_at.filter(|_| is_head);
-                Step::Waiting(wake_at.map_or(w.deadline, |t| t.min(w.deadline)))
+                if !is_head {
+                    // A retry went ahead of it: its timer goes back to the deadline, so forget
+                    // the head's wake-up; when it is head again it gets a fresh one (and a wake).
+                    w.wake_at = None;
+                    w.due = None;
+                }
+                Step::Waiting(w.wake_at.map_or(w.deadline, |t| t.min(w.deadline)))
             }
         }
     }
