@@ -122,6 +122,7 @@ impl LocalLimiter {
             Priority::Normal => Lane::Normal,
             Priority::Retry => Lane::Retry,
         };
+        // The limit's max_wait bounds the time in its queue whatever the caller's deadline.
         let deadline = now
             .checked_add(sh.queue.max_wait)
             .map_or(req.deadline, |cap| cap.min(req.deadline));
