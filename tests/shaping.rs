@@ -95,7 +95,10 @@ async fn a_request_that_cannot_start_in_time_is_refused_at_once() {
     assert_eq!(status, 429);
     assert_eq!(json(&body)["code"], "pacer.queue.timeout");
     assert!(headers.contains_key("retry-after"));
-    assert!(started.elapsed() < Duration::from_secs(1), "refused early, not after max_wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused early, not after max_wait"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,9 @@ routes:
     for i in 0..10 {
         let (c, url) = (c.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            send(&c, with_token("POST", &url, &format!("t{}", i % 2))).await.0
+            send(&c, with_token("POST", &url, &format!("t{}", i % 2)))
+                .await
+                .0
         }));
     }
     for t in tasks {
@@ -207,5 +212,8 @@ routes:
     }
     let stats = mock_stats(&mock).await;
     assert_eq!(stats["requests_total"], 10);
-    assert_eq!(stats["max_in_flight"], 1, "the concurrency cap held: {stats}");
+    assert_eq!(
+        stats["max_in_flight"], 1,
+        "the concurrency cap held: {stats}"
+    );
 }
