@@ -1,6 +1,8 @@
 //! In-process harness: the mock and pacer on port 0, a client, and small assertions.
 #![allow(dead_code)]
 
+pub mod external;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
