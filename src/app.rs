@@ -1,10 +1,13 @@
 //! Wires a validated config to bound listeners and runs until shutdown.
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::admin::Admin;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::frontdoor::Admission;
 use crate::shape::layer::Limits;
 
@@ -16,6 +19,10 @@ pub struct Listeners {
 }
 
 /// Runs pacer until `shutdown` resolves, then drains in-flight requests.
+///
+/// The admin listener stops with the proxy but not before it: while the proxy drains, `/readyz`
+/// answers 503 and `/metrics` still shows the drain. Both run in this one future (no detached
+/// tasks), so dropping it stops everything.
 pub async fn run(
     listeners: Listeners,
     config: Config,
@@ -23,8 +30,35 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let admission = Arc::new(Admission::new(&config)?);
     let limits = Arc::new(Limits::new(&config));
-    let stack = crate::proxy::stack::build(admission, limits);
-    crate::proxy::serve(listeners.proxy, stack, config.server, shutdown).await
+    let metrics = Arc::new(Metrics::new(&config));
+    let stack = crate::proxy::stack::build(admission, limits.clone(), metrics.clone());
+    let draining = Arc::new(AtomicBool::new(false));
+    let shutdown = {
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            draining.store(true, Ordering::Relaxed);
+        }
+    };
+    let proxy = crate::proxy::serve(listeners.proxy, stack, config.server, shutdown);
+    let Some(admin_listener) = listeners.admin else {
+        return proxy.await;
+    };
+    if let Ok(addr) = admin_listener.local_addr() {
+        tracing::info!(%addr, "admin listener started");
+    }
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = Admin::new(metrics, limits, draining);
+    let admin = crate::admin::serve(admin_listener, admin, async move {
+        let _ = admin_stopped.await;
+    });
+    let proxy = async move {
+        let result = proxy.await;
+        let _ = stop_admin.send(());
+        result
+    };
+    let (proxy, admin) = tokio::join!(proxy, admin);
+    proxy.and(admin)
 }
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
