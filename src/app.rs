@@ -31,7 +31,8 @@ pub async fn run(
     let admission = Arc::new(Admission::new(&config)?);
     let limits = Arc::new(Limits::new(&config));
     let metrics = Arc::new(Metrics::new(&config));
-    let stack = crate::proxy::stack::build(admission, limits.clone(), metrics.clone());
+    let stack =
+        crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
     let draining = Arc::new(AtomicBool::new(false));
     let shutdown = {
         let draining = draining.clone();

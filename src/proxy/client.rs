@@ -26,6 +26,8 @@ const POOL_IDLE: Duration = Duration::from_secs(50);
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
+    /// Position in the config's upstreams; metrics are indexed by it.
+    index: usize,
     name: Arc<str>,
     scheme: Scheme,
     authority: Authority,
@@ -37,7 +39,7 @@ pub struct UpstreamClient {
 // === impl UpstreamClient ===
 
 impl UpstreamClient {
-    pub fn new(cfg: &config::Upstream) -> anyhow::Result<UpstreamClient> {
+    pub fn new(cfg: &config::Upstream, index: usize) -> anyhow::Result<UpstreamClient> {
         let uri: Uri = cfg.base_url.as_str().parse()?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTPS);
         let authority = uri
@@ -62,6 +64,7 @@ impl UpstreamClient {
             .set_host(false)
             .build(https);
         Ok(UpstreamClient {
+            index,
             name: cfg.name.as_str().into(),
             scheme,
             authority,
@@ -73,6 +76,10 @@ impl UpstreamClient {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Sends one request upstream and returns its response head with a streaming body.

@@ -8,10 +8,12 @@
 //!    can escape without an answer.
 //! 3. [`FrontDoor`]: proxy auth, size checks, target and route resolution. Before shaping, so a
 //!    request pacer would refuse anyway never takes a place in a queue.
-//! 4. [`Shape`]: waits for each of the route's limits in order. Innermost but for the client, so
-//!    every upstream attempt (retries included, once retry sits above it) passes the limits
-//!    again and the API never sees more than the limits allow.
-//! 5. [`Forward`]: the pooled upstream client.
+//! 4. [`Retry`]: buffers the body for replay and re-sends on 429 (and allowed failures). Above
+//!    shaping, so every attempt passes the limits again and the API never sees more than the
+//!    limits allow; below rescue, so a give-up or a limit's refusal still becomes one answer.
+//! 5. [`Shape`]: waits for each of the route's limits in order, holding concurrency slots until
+//!    the response body is done.
+//! 6. [`Forward`]: the pooled upstream client.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,16 +26,25 @@ use super::forward::Forward;
 use super::frontdoor::{Admission, FrontDoor};
 use super::observe::Observe;
 use super::rescue::Rescue;
+use crate::config;
 use crate::metrics::Metrics;
+use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
 
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
-pub type Stack = Observe<Rescue<FrontDoor<Shape<Forward>>>>;
+pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
 
-pub fn build(admission: Arc<Admission>, limits: Arc<Limits>, metrics: Arc<Metrics>) -> Stack {
+pub fn build(
+    admission: Arc<Admission>,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    retry: config::Retry,
+) -> Stack {
     let routes = admission.routes.clone();
-    let shape = Shape::new(limits, Forward);
-    let front = FrontDoor::new(admission, shape);
+    let forward = Forward::new(metrics.clone());
+    let shape = Shape::new(limits.clone(), metrics.clone(), forward);
+    let retry = Retry::new(retry, limits, metrics.clone(), shape);
+    let front = FrontDoor::new(admission, retry);
     let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);
     Observe::new(rescue, metrics, routes)
 }
