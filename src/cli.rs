@@ -107,7 +107,9 @@ impl Command {
                         None => None,
                     },
                 };
-                tracing::info!(listen = %config.listen, "pacer proxy started");
+                // The bound address, not the configured one: with port 0 it says which port.
+                let listen = listeners.proxy.local_addr().unwrap_or(config.listen);
+                tracing::info!(%listen, "pacer proxy started");
                 crate::app::run(listeners, config, crate::shutdown::signal()).await?;
                 Ok(())
             }
@@ -141,8 +143,11 @@ impl Command {
 pub fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: escape codes in a log file break grep and log shippers.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -5,25 +5,26 @@
 //! matches the route itself, and hands the match down in [`Routed`] so the front door does not
 //! match the path a second time.
 //!
-//! Layers below can add to the debug line through [`RequestNotes`] (queue waits, retries). The
-//! notes exist only while that line is enabled, so the request path pays nothing for them
-//! otherwise. The line names the route by its pattern and never carries the raw path, query or
-//! any header but the upstream's correlation id: queries and headers can hold credentials.
+//! The debug line takes waits, retries and give-ups from the headers the retry layer puts on
+//! the answer (`x-pacer-queued-ms`, `x-pacer-retries`, `x-pacer-gave-up`), so no layer needs a
+//! side channel to it. It names the route by its pattern and never carries the raw path, query
+//! or any other header: queries and headers can hold credentials.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use http::{Extensions, Method, Request, Response};
+use http::{Method, Request, Response};
 use tokio::time::Instant;
 
 use super::body::Body;
 use super::rescue::ErrorCode;
 use crate::metrics::Metrics;
+use crate::retry::layer::{QUEUED_HEADER, RETRIES_HEADER};
+use crate::retry::GAVE_UP_HEADER;
 use crate::route::RouteTable;
 
 /// The log target of the per-request line: `RUST_LOG=pacer::request=debug` shows only these.
@@ -36,35 +37,6 @@ const CORRELATION_HEADER: &str = "inin-correlation-id";
 /// The route a request matched (None: no route), found once at the edge of the stack.
 #[derive(Clone, Copy, Debug)]
 pub struct Routed(pub Option<usize>);
-
-/// What happened to a request on its way, for the debug line. Present in the request's
-/// extensions (as `Arc<RequestNotes>`) only when that line is enabled; retries clone the
-/// extensions, so every attempt adds to the same notes.
-#[derive(Debug, Default)]
-pub struct RequestNotes {
-    waited_us: AtomicU64,
-    retries: AtomicU32,
-}
-
-// === impl RequestNotes ===
-
-impl RequestNotes {
-    /// The notes of the request these extensions belong to, if the debug line is enabled.
-    pub fn of(extensions: &Extensions) -> Option<&RequestNotes> {
-        extensions.get::<Arc<RequestNotes>>().map(|n| &**n)
-    }
-
-    /// Time spent waiting for a limit (adds up over limits and attempts).
-    pub fn add_wait(&self, waited: Duration) {
-        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
-        self.waited_us.fetch_add(us, Ordering::Relaxed);
-    }
-
-    /// One more upstream attempt after the first.
-    pub fn add_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Wraps the rescued stack: see the module docs.
 #[derive(Clone)]
@@ -105,11 +77,6 @@ where
             .find(req.method(), req.uri().path())
             .map(|(i, _)| i);
         req.extensions_mut().insert(Routed(route));
-        let notes = tracing::enabled!(target: TARGET, tracing::Level::DEBUG).then(|| {
-            let notes = Arc::new(RequestNotes::default());
-            req.extensions_mut().insert(notes.clone());
-            notes
-        });
         let method = req.method().clone();
         ObserveFuture {
             inner: self.inner.call(req),
@@ -118,7 +85,6 @@ where
                 route,
                 method,
                 start,
-                notes,
             }),
         }
     }
@@ -139,7 +105,6 @@ struct Done {
     route: Option<usize>,
     method: Method,
     start: Instant,
-    notes: Option<Arc<RequestNotes>>,
 }
 
 impl<F> Future for ObserveFuture<F>
@@ -165,33 +130,30 @@ impl Done {
         let took = self.start.elapsed();
         let status = res.status().as_u16();
         self.metrics.request(self.route, &self.method, status, took);
-        if let Some(notes) = &self.notes {
-            self.log(notes, res, took);
+        if tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+            self.log(res, took);
         }
     }
 
-    fn log(&self, notes: &RequestNotes, res: &Response<Body>, took: Duration) {
-        let correlation = res
-            .headers()
-            .get(CORRELATION_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let waited_us = notes.waited_us.load(Ordering::Relaxed);
+    fn log(&self, res: &Response<Body>, took: Duration) {
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok());
+        let number = |name: &str| {
+            header(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         tracing::debug!(
             target: TARGET,
             method = %self.method,
             route = self.metrics.route_label(self.route),
             status = res.status().as_u16(),
-            took_ms = millis(took.as_micros()),
-            wait_ms = millis(u128::from(waited_us)),
-            retries = notes.retries.load(Ordering::Relaxed),
-            correlation,
+            took_ms = took.as_micros() as f64 / 1000.0,
+            queued_ms = number(QUEUED_HEADER),
+            retries = number(RETRIES_HEADER),
+            gave_up = header(GAVE_UP_HEADER),
+            correlation = header(CORRELATION_HEADER),
             code = res.extensions().get::<ErrorCode>().map(|c| c.0),
             "request"
         );
     }
-}
-
-/// Milliseconds with microsecond precision, which reads better than raw microseconds.
-fn millis(us: u128) -> f64 {
-    us as f64 / 1000.0
 }

@@ -114,10 +114,17 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    async fn start(shared: Arc<Shared>, req: Request<Body>, inner: S) -> Result<Response<Body>, Error> {
+    async fn start(
+        shared: Arc<Shared>,
+        req: Request<Body>,
+        inner: S,
+    ) -> Result<Response<Body>, Error> {
         let start = Instant::now();
         let route = req.extensions().get::<Target>().and_then(|t| t.route);
-        let budget = shared.limits.max_wait(route).unwrap_or(shared.cfg.max_retry_after);
+        let budget = shared
+            .limits
+            .max_wait(route)
+            .unwrap_or(shared.cfg.max_retry_after);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(RequestStart(start));
         let content_length = parts
@@ -154,7 +161,11 @@ where
     }
 
     async fn attempt(&mut self) -> Result<Response<Body>, Error> {
-        let body = self.replay.next_body().map(body::boxed).unwrap_or_else(body::empty);
+        let body = self
+            .replay
+            .next_body()
+            .map(body::boxed)
+            .unwrap_or_else(body::empty);
         let mut req = Request::from_parts(self.parts.clone(), body);
         if self.made > 0 {
             req.extensions_mut().insert(IsRetry);
@@ -179,9 +190,14 @@ where
             }
             Err(e) => return Err(e),
         };
-        let passed = res.extensions().get::<Passed>().cloned().unwrap_or_default();
+        let passed = res
+            .extensions()
+            .get::<Passed>()
+            .cloned()
+            .unwrap_or_default();
         self.waited += passed.waited;
-        let Some(reason) = retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
+        let Some(reason) =
+            retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
         else {
             return Ok(Next::Done(res));
         };
@@ -204,7 +220,12 @@ where
 
     fn backoff(&self) -> Duration {
         let cfg = &self.shared.cfg;
-        full_jitter(self.made.saturating_sub(1), cfg.backoff_base, cfg.backoff_max, &mut rand::rng())
+        full_jitter(
+            self.made.saturating_sub(1),
+            cfg.backoff_base,
+            cfg.backoff_max,
+            &mut rand::rng(),
+        )
     }
 
     fn give_up_reason(&self, wait: Duration, throttled: bool) -> Option<GiveUp> {

@@ -1,0 +1,1 @@
+//! Prometheus and Grafana files against a real pacer (and a real Prometheus where installed).
