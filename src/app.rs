@@ -19,48 +19,89 @@ pub struct Listeners {
 }
 
 /// Runs pacer until `shutdown` resolves, then drains in-flight requests.
-///
-/// The admin listener stops with the proxy but not before it: while the proxy drains, `/readyz`
-/// answers 503 and `/metrics` still shows the drain. Both run in this one future (no detached
-/// tasks), so dropping it stops everything.
 pub async fn run(
     listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let admission = Arc::new(Admission::new(&config)?);
-    let limits = Arc::new(Limits::new(&config));
-    let metrics = Arc::new(Metrics::new(&config));
-    let stack =
-        crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
-    let draining = Arc::new(AtomicBool::new(false));
-    let shutdown = {
-        let draining = draining.clone();
-        async move {
-            shutdown.await;
-            draining.store(true, Ordering::Relaxed);
-        }
-    };
-    let proxy = crate::proxy::serve(listeners.proxy, stack, config.server, shutdown);
-    let Some(admin_listener) = listeners.admin else {
-        return proxy.await;
-    };
-    if let Ok(addr) = admin_listener.local_addr() {
-        tracing::info!(%addr, "admin listener started");
-    }
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = Admin::new(metrics, limits, draining);
-    let admin = crate::admin::serve(admin_listener, admin, async move {
-        let _ = admin_stopped.await;
-    });
-    let proxy = async move {
-        let result = proxy.await;
-        let _ = stop_admin.send(());
-        result
-    };
-    let (proxy, admin) = tokio::join!(proxy, admin);
-    proxy.and(admin)
+    App::new(config)?.serve(listeners, shutdown).await
 }
+
+/// pacer's runtime parts, built from a config. Tests build one to look at its limits while
+/// traffic flows.
+pub struct App {
+    config: Config,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    stack: crate::proxy::stack::Stack,
+}
+
+// === impl App ===
+
+impl App {
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let admission = Arc::new(Admission::new(&config)?);
+        let limits = Arc::new(Limits::new(&config));
+        let metrics = Arc::new(Metrics::new(&config));
+        let stack =
+            crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
+        Ok(App {
+            config,
+            limits,
+            metrics,
+            stack,
+        })
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    ///
+    /// The admin listener stops with the proxy but not before it: while the proxy drains,
+    /// `/readyz` answers 503 and `/metrics` still shows the drain. Both run in this one future
+    /// (no detached tasks), so dropping it stops everything.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let draining = Arc::new(AtomicBool::new(false));
+        let shutdown = {
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                draining.store(true, Ordering::Relaxed);
+            }
+        };
+        let server = self.config.server;
+        let proxy = crate::proxy::serve(listeners.proxy, self.stack, server, shutdown);
+        let Some(admin_listener) = listeners.admin else {
+            return proxy.await;
+        };
+        if let Ok(addr) = admin_listener.local_addr() {
+            tracing::info!(%addr, "admin listener started");
+        }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = Admin::new(self.metrics, self.limits, draining);
+        let admin = crate::admin::serve(admin_listener, admin, async move {
+            let _ = admin_stopped.await;
+        });
+        let proxy = async move {
+            let result = proxy.await;
+            let _ = stop_admin.send(());
+            result
+        };
+        let (proxy, admin) = tokio::join!(proxy, admin);
+        proxy.and(admin)
+    }
+}
+
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write;

@@ -33,6 +33,7 @@ pub struct UpstreamClient {
     authority: Authority,
     host: HeaderValue,
     request_timeout: Duration,
+    connect_timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
@@ -70,12 +71,17 @@ impl UpstreamClient {
             authority,
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
+            connect_timeout: cfg.connect_timeout,
             client,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     pub fn index(&self) -> usize {

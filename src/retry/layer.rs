@@ -91,6 +91,7 @@ struct Attempts<S> {
     parts: http::request::Parts,
     replay: Replay<Body>,
     route: Option<usize>,
+    start: Instant,
     deadline: Instant,
     /// Attempts made so far.
     made: u32,
@@ -141,6 +142,7 @@ where
             parts,
             replay,
             route,
+            start,
             deadline: start + budget,
             made: 0,
             waited: Duration::ZERO,
@@ -183,9 +185,13 @@ where
             Ok(res) => res,
             Err(e) if e.retryable() => {
                 let wait = self.backoff();
+                // A refused connect is retried only while the whole exchange stays within the
+                // upstream's connect timeout: a dead upstream must answer 502 promptly, not
+                // after a round of backoffs.
+                let within = Instant::now() + wait <= self.start + self.connect_timeout();
                 return match self.give_up_reason(wait, false) {
-                    Some(_) => Err(e),
-                    None => Ok(Next::Again(wait, RetryReason::Connect)),
+                    None if within => Ok(Next::Again(wait, RetryReason::Connect)),
+                    _ => Err(e),
                 };
             }
             Err(e) => return Err(e),
@@ -216,6 +222,13 @@ where
                 Ok(Next::Again(wait, reason))
             }
         }
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.parts
+            .extensions
+            .get::<Target>()
+            .map_or(Duration::ZERO, |t| t.upstream.connect_timeout())
     }
 
     fn backoff(&self) -> Duration {

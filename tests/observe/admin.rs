@@ -26,12 +26,11 @@ async fn health_readiness_and_unknown_paths() {
     let mock = start_mock_default().await;
     let (_pacer, admin) = start_pacer_admin(basic_config(), mock.addr).await;
     let (status, _, body) = admin_get(admin, "/healthz").await;
-    assert_eq!((status, json(&body)["status"].clone()), (200, "ok".into()));
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["status"], "ok");
     let (status, _, body) = admin_get(admin, "/readyz").await;
-    assert_eq!(
-        (status, json(&body)["status"].clone()),
-        (200, "ready".into())
-    );
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["status"], "ready");
 
     let (status, _, body) = admin_get(admin, "/nothing-here").await;
     assert_eq!(status, 404);
