@@ -190,3 +190,45 @@ where
     }
     panic!("condition not met within 10s");
 }
+
+/// An upstream 429 pauses the limit key it came through; `/status` and the metrics show it.
+#[tokio::test]
+async fn a_retry_after_pause_shows_in_status_and_metrics() {
+    let mock = start_mock_default().await;
+    let yaml = "\
+upstreams:
+  mock:
+    base_url: http://{mock}
+limits:
+  api:
+    rate: 10/s
+routes:
+  - match: GET /__mock/**
+    limits: [api]
+retry:
+  max_retry_after: 5s
+";
+    let (pacer, admin) = start_pacer_admin(yaml, mock.addr).await;
+    let before = json(&admin_get(admin, "/limits/api").await.2);
+    assert!(before["paused_ms"].is_null() && before.get("paused_until").is_none());
+    // Longer than max_retry_after: pacer pauses the key, then hands the 429 back at once.
+    let url = pacer.url("/__mock/status/429?retry_after=30");
+    let (status, headers, _) = get(&client(), &url).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["x-pacer-gave-up"], "retry_after_too_long");
+
+    let api = json(&admin_get(admin, "/limits/api").await.2);
+    let paused_ms = api["paused_ms"].as_u64().expect("paused");
+    assert!((25_000..=30_000).contains(&paused_ms), "{api}");
+    let until = api["paused_until"].as_str().unwrap();
+    assert!(until.ends_with('Z') && until.len() == 24, "{until}");
+    let s = parse_exposition(&scrape(admin).await);
+    assert_eq!(value_of(&s, "pacer_limit_paused", &[("limit", "api")]), 1.0);
+    let throttled = [("upstream", "mock"), ("route", "GET /__mock/**")];
+    assert_eq!(
+        value_of(&s, "pacer_upstream_throttled_total", &throttled),
+        1.0
+    );
+    let gave_up = [("limit", "api"), ("reason", "gave_up")];
+    assert_eq!(value_of(&s, "pacer_rejected_total", &gave_up), 1.0);
+}

@@ -2,6 +2,7 @@
 //! loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI, where
 //! `.ci/run` installs the tools), so a broken install can never pass as a skip.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The tool's path on PATH, or None after saying loudly that the calling test is skipped.
@@ -14,7 +15,12 @@ pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
     if required() {
         panic!("{msg} (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
     }
-    eprintln!("\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n");
+    // Straight to the stderr handle rather than `eprintln!`, which the test harness captures
+    // and hides for a passing test: a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
+    );
     None
 }
 
