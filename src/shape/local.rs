@@ -63,6 +63,12 @@ pub(super) struct Shared {
     pauses: PauseMark,
 }
 
+/// What [`LocalLimiter::admit`] decided for a request it did not refuse.
+enum Admitted {
+    Now(Permit),
+    Queued(Wait),
+}
+
 /// A global limit has one key and no table to look it up in.
 enum Keys {
     Global(Arc<KeyState>),
@@ -110,12 +116,13 @@ impl LocalLimiter {
     }
 
     /// Lets the request go now, queues it, or refuses it.
-    fn admit(&self, req: Acquire, now: Instant) -> Result<Result<Permit, Wait>, Error> {
+    fn admit(&self, req: Acquire, now: Instant) -> Result<Admitted, Error> {
         let sh = &self.shared;
         let lane = match req.priority {
             Priority::Normal => Lane::Normal,
             Priority::Retry => Lane::Retry,
         };
+        // The limit's max_wait bounds the time in its queue whatever the caller's deadline.
         let deadline = now
             .checked_add(sh.queue.max_wait)
             .map_or(req.deadline, |cap| cap.min(req.deadline));
@@ -128,7 +135,7 @@ impl LocalLimiter {
             inner.last_used = now;
             if inner.queue.ahead_of(lane) == 0 {
                 match inner.pass_now(sh, now) {
-                    Ok(slot) => return Ok(Ok(permit(&key, Duration::ZERO, slot))),
+                    Ok(slot) => return Ok(Admitted::Now(permit(&key, Duration::ZERO, slot))),
                     Err(blocked) if sh.mode == Mode::Reject => {
                         return Err(sh.rate_limited(blocked, now));
                     }
@@ -137,7 +144,7 @@ impl LocalLimiter {
             }
             let idx = inner.enqueue(sh, now, lane, deadline)?;
             drop(inner);
-            return Ok(Err(Wait::new(key.into_owned(), idx, deadline)));
+            return Ok(Admitted::Queued(Wait::new(key.into_owned(), idx, deadline)));
         }
     }
 
@@ -160,8 +167,8 @@ impl Limiter for LocalLimiter {
             return Box::pin(ready(Ok(Permit::free(Duration::ZERO))));
         }
         match self.admit(req, Instant::now()) {
-            Ok(Ok(permit)) => Box::pin(ready(Ok(permit))),
-            Ok(Err(wait)) => Box::pin(wait),
+            Ok(Admitted::Now(permit)) => Box::pin(ready(Ok(permit))),
+            Ok(Admitted::Queued(wait)) => Box::pin(wait),
             Err(e) => Box::pin(ready(Err(e))),
         }
     }

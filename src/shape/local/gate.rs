@@ -102,10 +102,11 @@ impl KeyState {
 
     /// A permit went away: give its slot back and let the next waiter in.
     pub(super) fn release_slot(&self) {
-        let now = Instant::now();
         let mut inner = self.lock();
         inner.give_back_slot(&self.shared);
-        inner.dispatch(&self.shared, now, None);
+        if !inner.queue.is_empty() {
+            inner.dispatch(&self.shared, Instant::now(), None);
+        }
     }
 
     /// A waiting future was dropped: leave the queue now, or give back what it was granted.
@@ -278,8 +279,9 @@ impl KeyInner {
         };
         if w.wake_at != wake_at {
             w.wake_at = wake_at;
-            if caller != Some(idx) {
-                w.waker.as_ref().map(Waker::wake_by_ref);
+            match &w.waker {
+                Some(waker) if caller != Some(idx) => waker.wake_by_ref(),
+                _ => {}
             }
         }
         true

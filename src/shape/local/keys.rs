@@ -4,7 +4,7 @@
 //! of different keys meet at most on a shard's lock for a few dozen nanoseconds. Expiry is lazy
 //! and incremental: every `key_idle / SHARDS` one request sweeps one shard, so each shard is
 //! swept once per `key_idle` and an idle key goes within about twice `key_idle`. When the table
-//! is full, a newcomer first sweeps every shard; only if nothing is idle is it refused.
+//! is full, a newcomer sweeps every shard (at most once a second) before it is refused.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -34,6 +34,8 @@ pub(super) struct KeyTable {
     idle: Duration,
     /// Reading at which the next shard is due for a sweep.
     next_sweep: AtomicU64,
+    /// Reading before which a full table is not swept whole again.
+    next_full_sweep: AtomicU64,
     cursor: AtomicUsize,
 }
 
@@ -70,6 +72,7 @@ impl KeyTable {
             max,
             idle,
             next_sweep: AtomicU64::new(0),
+            next_full_sweep: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
         }
     }
@@ -89,13 +92,9 @@ impl KeyTable {
         if let Some(state) = self.get(key) {
             return Ok(state);
         }
-        if !self.reserve() {
-            for i in 0..SHARDS {
-                self.sweep(i, sh, now);
-            }
-            if !self.reserve() {
-                return Err(Exhausted);
-            }
+        let room = self.reserve() || (self.sweep_all(sh, now) && self.reserve());
+        if !room {
+            return Err(Exhausted);
         }
         match self.shard(key).entry(key) {
             Entry::Occupied(e) => {
@@ -144,8 +143,7 @@ impl KeyTable {
         if reading < due {
             return;
         }
-        let every = (self.idle / SHARDS as u32).max(Duration::from_millis(1));
-        let next = reading.saturating_add(every.as_nanos() as u64);
+        let next = reading.saturating_add(self.step().as_nanos() as u64);
         if self
             .next_sweep
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -154,6 +152,33 @@ impl KeyTable {
             let i = self.cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
             self.sweep(i, sh, now);
         }
+    }
+
+    /// The table is full: sweep every shard, at most once a second (or once per incremental
+    /// step, when that is shorter), so that a flood of new keys cannot make each refusal walk
+    /// the whole table. Returns whether it swept.
+    fn sweep_all(&self, sh: &Shared, now: Instant) -> bool {
+        let reading = sh.epoch.reading(now).as_u64();
+        let due = self.next_full_sweep.load(Ordering::Relaxed);
+        let every = self.step().min(Duration::from_secs(1));
+        let next = reading.saturating_add(every.as_nanos() as u64);
+        if reading < due
+            || self
+                .next_full_sweep
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        for i in 0..SHARDS {
+            self.sweep(i, sh, now);
+        }
+        true
+    }
+
+    /// How often one shard is swept: each once per `key_idle`.
+    fn step(&self) -> Duration {
+        (self.idle / SHARDS as u32).max(Duration::from_millis(1))
     }
 
     /// Forgets the idle keys of shard `i`. A key busy right now is not idle.
