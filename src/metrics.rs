@@ -24,6 +24,7 @@ use prometheus::{
 
 use self::labels::{method_index, ReasonCounters, StatusCounters, METHODS};
 use crate::config::Config;
+use crate::retry::RetryReason;
 
 pub use self::scrape::CONTENT_TYPE;
 
@@ -93,39 +94,14 @@ struct Families {
 impl Metrics {
     pub fn new(config: &Config) -> Metrics {
         let registry = Registry::new();
-        let f = Families::register(&registry);
+        let f = Families::new();
+        f.register(&registry);
         let mut route_labels: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         route_labels.push(UNMATCHED);
-        let retry_reasons: Vec<&'static str> = crate::retry::policy::RetryReason::ALL
-            .iter()
-            .map(|r| r.as_str())
-            .collect();
-        let routes = route_labels
-            .iter()
-            .map(|&route| RouteSeries {
-                label: route.to_owned(),
-                requests: METHODS
-                    .iter()
-                    .map(|m| StatusCounters::new(&f.requests, &[route, m]))
-                    .collect(),
-                duration: f.request_duration.with_label_values(&[route]),
-                retries: ReasonCounters::new(&f.retries, route, &retry_reasons),
-            })
-            .collect();
         let upstreams = config
             .upstreams
             .iter()
-            .map(|u| {
-                let up = u.name.as_str();
-                route_labels
-                    .iter()
-                    .map(|&route| UpstreamSeries {
-                        requests: StatusCounters::new(&f.upstream_requests, &[up, route]),
-                        throttled: f.upstream_throttled.with_label_values(&[up, route]),
-                        duration: f.upstream_duration.with_label_values(&[up, route]),
-                    })
-                    .collect()
-            })
+            .map(|u| f.upstream_series(&u.name, &route_labels))
             .collect();
         let limits = config
             .limits
@@ -135,13 +111,12 @@ impl Metrics {
                 queue_wait: f.queue_wait.with_label_values(&[&l.name]),
             })
             .collect();
-        let gauges = scrape::Gauges::register(&registry, config);
         Metrics {
-            registry,
-            routes,
+            routes: f.route_series(&route_labels),
             upstreams,
             limits,
-            gauges,
+            gauges: scrape::Gauges::register(&registry, config),
+            registry,
         }
     }
 
@@ -211,8 +186,8 @@ impl Metrics {
 // === impl Families ===
 
 impl Families {
-    fn register(registry: &Registry) -> Families {
-        let f = Families {
+    fn new() -> Families {
+        Families {
             requests: counter(
                 "pacer_requests_total",
                 "Answers pacer sent to clients, its own errors included.",
@@ -256,20 +231,59 @@ impl Families {
                 &["limit"],
                 &WAIT_BUCKETS,
             ),
-        };
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
         for c in [
-            &f.requests,
-            &f.upstream_requests,
-            &f.upstream_throttled,
-            &f.retries,
-            &f.rejected,
+            &self.requests,
+            &self.upstream_requests,
+            &self.upstream_throttled,
+            &self.retries,
+            &self.rejected,
         ] {
             register(registry, c.clone());
         }
-        for h in [&f.request_duration, &f.upstream_duration, &f.queue_wait] {
+        for h in [
+            &self.request_duration,
+            &self.upstream_duration,
+            &self.queue_wait,
+        ] {
             register(registry, h.clone());
         }
-        f
+    }
+
+    /// Per route slot (`unmatched` last): a status cache per method, the latency histogram,
+    /// and the retry reasons the retry layer knows.
+    fn route_series(&self, route_labels: &[&str]) -> Vec<RouteSeries> {
+        let retry_reasons: Vec<&'static str> =
+            RetryReason::ALL.iter().map(|r| r.as_str()).collect();
+        route_labels
+            .iter()
+            .map(|&route| RouteSeries {
+                label: route.to_owned(),
+                requests: METHODS
+                    .iter()
+                    .map(|m| StatusCounters::new(&self.requests, &[route, m]))
+                    .collect(),
+                duration: self.request_duration.with_label_values(&[route]),
+                retries: ReasonCounters::new(&self.retries, route, &retry_reasons),
+            })
+            .collect()
+    }
+
+    /// One upstream's series for every route slot: any route may go to any upstream.
+    fn upstream_series(&self, upstream: &str, route_labels: &[&str]) -> Vec<UpstreamSeries> {
+        route_labels
+            .iter()
+            .map(|&route| UpstreamSeries {
+                requests: StatusCounters::new(&self.upstream_requests, &[upstream, route]),
+                throttled: self
+                    .upstream_throttled
+                    .with_label_values(&[upstream, route]),
+                duration: self.upstream_duration.with_label_values(&[upstream, route]),
+            })
+            .collect()
     }
 }
 
