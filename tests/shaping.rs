@@ -263,9 +263,19 @@ async fn responses_that_queued_say_how_long() {
     let (pacer, _limits) = start_pacer_limits(&yaml, mock.addr).await;
     let c = client();
     let (_, first, _) = get(&c, &pacer.url("/api/v2/users")).await;
-    assert!(!first.contains_key("x-pacer-queued-ms"), "the first did not wait");
+    assert!(
+        !first.contains_key("x-pacer-queued-ms"),
+        "the first did not wait"
+    );
     let (status, second, _) = get(&c, &pacer.url("/api/v2/users")).await;
     assert_eq!(status, 200);
-    let ms: u64 = second["x-pacer-queued-ms"].to_str().unwrap().parse().unwrap();
-    assert!((20..=200).contains(&ms), "waited about one 100 ms interval: {ms}");
+    let ms: u64 = second["x-pacer-queued-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (20..=200).contains(&ms),
+        "waited about one 100 ms interval: {ms}"
+    );
 }
