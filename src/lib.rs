@@ -10,7 +10,9 @@
 //!   - [`proxy::rescue`] is the only code that turns an [`error::Error`] into an HTTP response.
 //!   - [`proxy::client`] is the pooled upstream client (hyper-util over rustls).
 //! - [`route`]: `(method, path)` to the route and the limits it passes.
-//! - [`shape`]: the [`shape::Limiter`] trait and the in-memory limiter.
+//! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the
+//!   retry layer that pauses limit keys and re-sends.
+//! - [`shape`]: the [`shape::Limiter`] trait, the in-memory limiter, and the shaping layer.
 //! - [`metrics`]: the Prometheus series; [`proxy::observe`] counts every answer clients get.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` and live limit changes.
 //! - [`config`]: YAML to validated types; every error names the field path and line.

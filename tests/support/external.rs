@@ -1,4 +1,4 @@
-//! External tools some tests drive (promtool, prometheus, JMeter). A missing tool skips the test
+//! External tools some tests drive (promtool, prometheus, helm, JMeter). A missing tool skips the test
 //! with a loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI,
 //! where `.ci/run` installs the tools), so a broken install can never pass as a skip.
 
@@ -9,16 +9,29 @@ use std::process::{Command, Stdio};
 /// The tool's path on PATH, or None after saying loudly that the calling test is skipped.
 /// Panics instead when `PACER_REQUIRE_EXTERNAL=1`. `install` says how to get it.
 pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let path = find(name);
-    require_or_skip(
-        &format!("`{name}` on PATH (install: {install})"),
-        path.is_some(),
-    );
-    path
+    if let Some(path) = find(name) {
+        return Some(path);
+    }
+    unavailable(&format!(
+        "`{name}` is not on PATH; install it with: {install}"
+    ));
+    None
 }
 
-/// How the tools these tests use are installed on Debian and Ubuntu.
-pub const PROMETHEUS_INSTALL: &str = "apt-get install -y prometheus";
+/// For a tool reached another way than PATH (a launcher that fetches it on first use): says
+/// loudly that the calling test is skipped, and why (`msg`), so the caller can return. Panics
+/// instead when `PACER_REQUIRE_EXTERNAL=1`.
+pub fn unavailable(msg: &str) {
+    if required() {
+        panic!("{msg} (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
+    }
+    // Straight to the stderr handle rather than `eprintln!`, which the test harness captures
+    // and hides for a passing test: a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
+    );
+}
 
 /// Whether `cmd --version` runs and exits 0 (`cmd` is a name on PATH or a path).
 pub fn available(cmd: &str) -> bool {
@@ -31,23 +44,20 @@ pub fn available(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Returns `found`. When it is false: panics if `PACER_REQUIRE_EXTERNAL=1`, else prints a loud
-/// SKIP naming `what`, so the caller can return early.
+/// Returns `found`. When it is false, [`unavailable`] says loudly that `what` is missing (or
+/// panics under `PACER_REQUIRE_EXTERNAL=1`), so the caller can return early.
 pub fn require_or_skip(what: &str, found: bool) -> bool {
-    if found {
-        return true;
+    if !found {
+        unavailable(&format!("{what} is not available; this test did not run"));
     }
-    if std::env::var("PACER_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-        panic!("{what} is required (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
-    }
-    // Straight to the stderr handle rather than `eprintln!`, which the test harness captures
-    // and hides for a passing test: a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! SKIPPED: {what} is not available; this test did not run\n\
-         !!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
-    );
-    false
+    found
+}
+
+/// How the tools these tests use are installed on Debian and Ubuntu.
+pub const PROMETHEUS_INSTALL: &str = "apt-get install -y prometheus";
+
+fn required() -> bool {
+    std::env::var("PACER_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
 }
 
 fn find(name: &str) -> Option<PathBuf> {
