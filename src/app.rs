@@ -5,8 +5,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::proxy::connect::Connect;
 use crate::proxy::frontdoor::Admission;
 use crate::shape::layer::Limits;
+use crate::tls::{Ca, Leaves};
 
 /// The already-bound sockets pacer serves on. Binding is the caller's job, so tests can pass
 /// listeners on port 0 and the binary can report bind errors before anything starts.
@@ -23,8 +25,21 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let admission = Arc::new(Admission::new(&config)?);
     let limits = Arc::new(Limits::new(&config));
+    let leaves = interception(&config)?;
+    let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
     let stack = crate::proxy::stack::build(admission, limits);
-    crate::proxy::serve(listeners.proxy, stack, config.server, shutdown).await
+    crate::proxy::serve(listeners.proxy, stack, connect, config.server, shutdown).await
+}
+
+/// The CA that signs interception leaves, loaded (or created, on first start) when the config
+/// has an `intercept:` section.
+fn interception(config: &Config) -> anyhow::Result<Option<Arc<Leaves>>> {
+    let Some(files) = &config.intercept else {
+        return Ok(None);
+    };
+    let (ca, _) = Ca::load_or_create(files)?;
+    tracing::info!(cert = %files.ca_cert.display(), "TLS interception on");
+    Ok(Some(Arc::new(Leaves::new(ca)?)))
 }
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
