@@ -25,9 +25,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let admission = Arc::new(Admission::new(&config)?);
     let limits = Arc::new(Limits::new(&config));
+    let metrics = Arc::new(crate::metrics::Metrics::new(&config));
     let leaves = interception(&config)?;
     let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
-    let stack = crate::proxy::stack::build(admission, limits);
+    let stack = crate::proxy::stack::build(admission, limits, metrics, config.retry);
     crate::proxy::serve(listeners.proxy, stack, connect, config.server, shutdown).await
 }
 

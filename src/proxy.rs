@@ -123,9 +123,8 @@ where
 {
     let server = shared.server;
     let tracker = shared.tracker.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(shared.clone(), info, req)
-    });
+    let service =
+        hyper::service::service_fn(move |req: Request<Incoming>| handle(shared.clone(), info, req));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

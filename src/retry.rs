@@ -15,6 +15,7 @@
 
 pub mod backoff;
 pub mod body;
+pub mod layer;
 pub mod policy;
 pub mod retry_after;
 

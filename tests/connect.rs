@@ -68,9 +68,13 @@ async fn setup() -> Setup {
 async fn intercepted_get(s: &Setup, target: &str, sni: &str, path: &str) -> serde_json::Value {
     let (stream, head) = connect(s.pacer.addr, target, "").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let stream = tls(stream, sni, &s.ca_pem).await.expect("pacer's leaf verifies");
+    let stream = tls(stream, sni, &s.ca_pem)
+        .await
+        .expect("pacer's leaf verifies");
     let mut send = http1(stream).await;
-    let req = request("GET", path).header("host", "x").body(Full::default());
+    let req = request("GET", path)
+        .header("host", "x")
+        .body(Full::default());
     let res = send.send_request(req.unwrap()).await.unwrap();
     assert_eq!(res.status(), 200);
     json(&res.into_body().collect().await.unwrap().to_bytes())
@@ -97,6 +101,39 @@ async fn curl_https_is_intercepted_shaped_and_reaches_the_upstream() {
     let (code, out, err) = curl(s.pacer.addr, &[&args[..], &[limited, limited]].concat()).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "200\n429\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_reaches_the_mock_over_tls_through_an_intercepted_connect() {
+    if !external::require_or_skip("curl") {
+        return;
+    }
+    let dir = temp_dir("connect-mock");
+    let mock_tls = pacer::mock::MockTls::self_signed().unwrap();
+    let mock_ca = dir.join("mock-ca.pem");
+    std::fs::write(&mock_ca, &mock_tls.cert_pem).unwrap();
+    let mock = start_mock(pacer::mock::MockConfig {
+        tls: Some(mock_tls),
+        ..Default::default()
+    })
+    .await;
+    let yaml = format!(
+        "upstreams:\n  genesys:\n    base_url: https://{}\n    hosts: [api.mypurecloud.test]\n    tls: {{ ca_file: \"{}\" }}\n",
+        mock.addr,
+        mock_ca.display()
+    );
+    let (pacer, ca) = pacer_with_ca(&yaml, &dir).await;
+    let url = "https://api.mypurecloud.test/api/v2/users";
+    let args = ["--cacert", ca.to_str().unwrap(), "-i", url];
+    let (code, out, err) = curl(pacer.addr, &args).await;
+    assert_eq!(code, 0, "{err}");
+    // With -i, curl prints the CONNECT's 200 first, then the API's response.
+    assert!(
+        out.to_ascii_lowercase().contains("inin-correlation-id"),
+        "{out}"
+    );
+    let body = &out[out.rfind("\r\n\r\n").unwrap() + 4..];
+    assert!(json(body.as_bytes())["entities"].is_array(), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +216,10 @@ async fn without_an_intercept_section_intercepted_hosts_get_403_and_tunnels_work
     let raw = b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n";
     let res = raw_exchange(pacer.addr, raw).await;
     assert!(res.starts_with("HTTP/1.1 403"), "{res}");
-    assert!(res.contains("pacer.connect.intercept_unconfigured"), "{res}");
+    assert!(
+        res.contains("pacer.connect.intercept_unconfigured"),
+        "{res}"
+    );
     assert!(res.contains("intercept"), "{res}");
     let (stream, head) = connect(pacer.addr, "tunnel.test:443", "").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -202,7 +242,10 @@ async fn bad_input_ends_only_its_own_connection() {
     assert_closed(&mut stream).await;
     // Bytes that are not TLS either.
     let (mut stream, _) = connect(s.pacer.addr, "api.test:443", "").await;
-    stream.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0]).await.unwrap();
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0])
+        .await
+        .unwrap();
     assert_closed(&mut stream).await;
     // Malformed CONNECT targets: 400, and the connection is closed.
     for target in ["api.test", "user:secret@api.test:443", "/api/v2/users"] {
@@ -229,7 +272,11 @@ async fn assert_closed(stream: &mut tokio::net::TcpStream) {
         }
     }
     // Whatever came back (a TLS alert at most), it was not an HTTP response.
-    assert!(!got.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
 }
 
 #[tokio::test]
@@ -239,7 +286,9 @@ async fn shutdown_closes_idle_intercepted_and_tunnelled_connections() {
     let (stream, _) = connect(s.pacer.addr, "api.test:443", "").await;
     let mut send = http1(tls(stream, "api.test", &s.ca_pem).await.unwrap()).await;
     let req = request("GET", "/x").header("host", "api.test");
-    let res = send.send_request(req.body(Full::<Bytes>::default()).unwrap()).await;
+    let res = send
+        .send_request(req.body(Full::<Bytes>::default()).unwrap())
+        .await;
     assert_eq!(res.unwrap().status(), 200);
     // A blind tunnel, idle.
     let (tunnel, head) = connect(s.pacer.addr, "tunnel.test:443", "").await;
@@ -251,4 +300,53 @@ async fn shutdown_closes_idle_intercepted_and_tunnelled_connections() {
     // drain_timeout is 20s: finishing well before proves both were closed, not waited out.
     let done = tokio::time::timeout(Duration::from_secs(8), s.pacer.task()).await;
     done.expect("drained within 8s").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn ca_commands_and_creation_on_first_start() {
+    use support::tunnel::pacer_bin;
+    let dir = temp_dir("ca-cli");
+    let config = dir.join("pacer.yaml");
+    let base = "upstreams:\n  api:\n    base_url: http://127.0.0.1:9\n    hosts: [api.test]\n";
+    std::fs::write(&config, base).unwrap();
+    let arg = config.to_str().unwrap();
+    // Without an intercept section there is no CA to manage: a usage error (exit 2).
+    for cmd in ["init", "show"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+            .args(["ca", cmd, "--config", arg])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("intercept"));
+    }
+    let intercept = "intercept:\n  ca_cert: ca/pacer-ca.pem\n  ca_key: ca/pacer-ca-key.pem\n";
+    std::fs::write(&config, format!("{base}{intercept}")).unwrap();
+    let (ok, _, err) = pacer_bin(&["ca", "show", "--config", arg]);
+    assert!(!ok && err.contains("pacer ca init"), "{err}");
+    let (ok, out, _) = pacer_bin(&["ca", "init", "--config", arg]);
+    assert!(ok && out.contains("(created)"), "{out}");
+    let (ok, out, _) = pacer_bin(&["ca", "init", "--config", arg]);
+    assert!(ok && out.contains("(already present)"), "{out}");
+    let (ok, shown, _) = pacer_bin(&["ca", "show", "--config", arg]);
+    assert!(ok);
+    assert_eq!(
+        shown,
+        std::fs::read_to_string(dir.join("ca/pacer-ca.pem")).unwrap()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.join("ca/pacer-ca-key.pem")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    // The proxy creates the CA itself on first start when the files are absent.
+    let fresh = temp_dir("ca-start");
+    let yaml = format!(
+        "{base}intercept:\n  ca_cert: {0}/c.pem\n  ca_key: {0}/k.pem\n",
+        fresh.display()
+    );
+    let pacer = start_pacer(&yaml, "127.0.0.1:9".parse().unwrap()).await;
+    let (status, _, _) = get(&client(), &pacer.url("/__never")).await;
+    assert_eq!(status, 502, "pacer is up (and the upstream is not)");
+    assert!(fresh.join("c.pem").exists() && fresh.join("k.pem").exists());
 }

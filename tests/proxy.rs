@@ -24,9 +24,8 @@ async fn origin_form_goes_to_the_default_upstream() {
 async fn absolute_form_goes_to_the_upstream_listing_the_host() {
     let mock = start_mock_default().await;
     let pacer = start_pacer(basic_config(), mock.addr).await;
-    let raw = format!(
-        "GET http://API.test/__mock/echo HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
-    );
+    let raw =
+        "GET http://API.test/__mock/echo HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n";
     let res = raw_exchange(pacer.addr, raw.as_bytes()).await;
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     // The upstream sees its own authority as Host, not the name the client used.
@@ -266,11 +265,16 @@ async fn an_https_upstream_is_trusted_through_ca_file() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
-    let mock = start_mock_default().await;
+    // Test helpers like /__mock/delay are not counted in flight, so slow down the API itself.
+    let mock = start_mock(pacer::mock::MockConfig {
+        latency: Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await;
     let mut pacer = start_pacer(basic_config(), mock.addr).await;
     let c = client();
     let slow = tokio::spawn({
-        let url = pacer.url("/__mock/delay/400");
+        let url = pacer.url("/api/v2/users");
         async move { get(&c, &url).await.0 }
     });
     // Wait until the request is in flight at the mock, then ask pacer to stop.

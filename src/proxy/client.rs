@@ -26,18 +26,21 @@ const POOL_IDLE: Duration = Duration::from_secs(50);
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
+    /// Position in the config's upstreams; metrics are indexed by it.
+    index: usize,
     name: Arc<str>,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
     request_timeout: Duration,
+    connect_timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 // === impl UpstreamClient ===
 
 impl UpstreamClient {
-    pub fn new(cfg: &config::Upstream) -> anyhow::Result<UpstreamClient> {
+    pub fn new(cfg: &config::Upstream, index: usize) -> anyhow::Result<UpstreamClient> {
         let uri: Uri = cfg.base_url.as_str().parse()?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTPS);
         let authority = uri
@@ -62,17 +65,27 @@ impl UpstreamClient {
             .set_host(false)
             .build(https);
         Ok(UpstreamClient {
+            index,
             name: cfg.name.as_str().into(),
             scheme,
             authority,
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
+            connect_timeout: cfg.connect_timeout,
             client,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Sends one request upstream and returns its response head with a streaming body.

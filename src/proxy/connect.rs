@@ -81,7 +81,9 @@ impl Connect {
 
     fn decide<B>(&self, req: &Request<B>, info: &ConnInfo) -> Result<Decision, Error> {
         if info.tunnel_upstream.is_some() {
-            return Err(Error::BadRequest("CONNECT inside an intercepted tunnel".into()));
+            return Err(Error::BadRequest(
+                "CONNECT inside an intercepted tunnel".into(),
+            ));
         }
         self.admission.check_proxy_auth(req)?;
         let authority = req
@@ -92,7 +94,10 @@ impl Connect {
         let port = authority
             .port_u16()
             .ok_or_else(|| Error::BadRequest("a CONNECT target must name a port".into()))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let upstream =
             self.admission
                 .upstreams

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -9,9 +10,18 @@ use http::{Request, Response};
 use super::body::Body;
 use super::frontdoor::Target;
 use crate::error::Error;
+use crate::metrics::Metrics;
 
-#[derive(Clone, Debug, Default)]
-pub struct Forward;
+#[derive(Clone)]
+pub struct Forward {
+    metrics: Arc<Metrics>,
+}
+
+impl Forward {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Forward { metrics }
+    }
+}
 
 // === impl Forward ===
 
@@ -32,6 +42,17 @@ impl tower::Service<Request<Body>> for Forward {
                 "request has no resolved upstream".into(),
             ))));
         };
-        Box::pin(async move { target.upstream.send(req).await })
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let res = target.upstream.send(req).await;
+            // Failures that produced no upstream status are counted by the client-facing
+            // series; this one is about what the API answered.
+            if let Ok(res) = &res {
+                let (upstream, status) = (target.upstream.index(), res.status().as_u16());
+                metrics.upstream(upstream, target.route, status, started.elapsed());
+            }
+            res
+        })
     }
 }

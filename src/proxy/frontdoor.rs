@@ -61,7 +61,7 @@ impl Upstreams {
         let mut clients = Vec::with_capacity(config.upstreams.len());
         let mut by_host = HashMap::new();
         for (i, u) in config.upstreams.iter().enumerate() {
-            clients.push(Arc::new(UpstreamClient::new(u)?));
+            clients.push(Arc::new(UpstreamClient::new(u, i)?));
             for host in &u.hosts {
                 by_host.insert(host.to_ascii_lowercase(), i);
             }

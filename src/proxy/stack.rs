@@ -4,10 +4,12 @@
 //!    nothing (admission, limits, upstream failures, give-ups) can escape without an answer.
 //! 2. [`FrontDoor`]: proxy auth, size checks, target and route resolution. Before shaping, so a
 //!    request pacer would refuse anyway never takes a place in a queue.
-//! 3. [`Shape`]: waits for each of the route's limits in order. Innermost but for the client, so
-//!    every upstream attempt (retries included, once retry sits above it) passes the limits
-//!    again and the API never sees more than the limits allow.
-//! 4. [`Forward`]: the pooled upstream client.
+//! 3. [`Retry`]: buffers the body for replay and re-sends on 429 (and allowed failures). Above
+//!    shaping, so every attempt passes the limits again and the API never sees more than the
+//!    limits allow; below rescue, so a give-up or a limit's refusal still becomes one answer.
+//! 4. [`Shape`]: waits for each of the route's limits in order, holding concurrency slots until
+//!    the response body is done.
+//! 5. [`Forward`]: the pooled upstream client.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,14 +21,24 @@ use super::body::Body;
 use super::forward::Forward;
 use super::frontdoor::{Admission, FrontDoor};
 use super::rescue::Rescue;
+use crate::config;
+use crate::metrics::Metrics;
+use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
 
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
-pub type Stack = Rescue<FrontDoor<Shape<Forward>>>;
+pub type Stack = Rescue<FrontDoor<Retry<Shape<Forward>>>>;
 
-pub fn build(admission: Arc<Admission>, limits: Arc<Limits>) -> Stack {
-    let shape = Shape::new(limits, Forward);
-    let front = FrontDoor::new(admission, shape);
+pub fn build(
+    admission: Arc<Admission>,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+    retry: config::Retry,
+) -> Stack {
+    let forward = Forward::new(metrics.clone());
+    let shape = Shape::new(limits.clone(), metrics.clone(), forward);
+    let retry = Retry::new(retry, limits, metrics, shape);
+    let front = FrontDoor::new(admission, retry);
     tower::Layer::layer(&super::rescue::RescueLayer, front)
 }
 

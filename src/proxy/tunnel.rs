@@ -49,10 +49,6 @@ impl Tracker {
         let mut drain = self.drain.clone();
         let _ = drain.wait_for(|d| *d).await;
     }
-
-    pub fn drain_receiver(&self) -> watch::Receiver<bool> {
-        self.drain.clone()
-    }
 }
 
 /// Opens the TCP connection a blind tunnel forwards to. Opened before the client hears 200, so
@@ -124,7 +120,10 @@ where
         }
     }
     // Dropping the copy closes both ends.
-    Err(io::Error::new(io::ErrorKind::Interrupted, "closed for shutdown"))
+    Err(io::Error::new(
+        io::ErrorKind::Interrupted,
+        "closed for shutdown",
+    ))
 }
 
 /// Counts the bytes that pass through, both ways, so a draining pipe can tell it is quiet.

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::Instant;
@@ -16,6 +17,7 @@ use super::key::key_for;
 use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
 use crate::config::{Config, Limit};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
 
@@ -54,15 +56,42 @@ impl Limits {
             .map(|i| &self.limiters[i])
     }
 
-    fn for_route(&self, route: Option<usize>) -> &[usize] {
+    pub fn limiter(&self, index: usize) -> &Arc<dyn Limiter> {
+        &self.limiters[index]
+    }
+
+    pub fn config(&self, index: usize) -> &Limit {
+        &self.configs[index]
+    }
+
+    /// The limit indices a route passes, in acquisition order.
+    pub fn for_route(&self, route: Option<usize>) -> &[usize] {
         route.and_then(|r| self.routes.get(r)).map_or(&[], |v| v)
+    }
+
+    /// The tightest `queue.max_wait` among the route's queueing limits: how long a request of
+    /// that route may take to start, retries included.
+    pub fn max_wait(&self, route: Option<usize>) -> Option<Duration> {
+        self.for_route(route)
+            .iter()
+            .map(|&i| &self.configs[i])
+            .filter(|c| c.mode == crate::config::Mode::Queue)
+            .map(|c| c.queue.max_wait)
+            .min()
     }
 }
 
-/// Which limit keys a request passed; the retry layer reads it to pause the right buckets when
-/// the upstream answers 429.
+/// When the client's request arrived; deadlines count from here across retries.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestStart(pub Instant);
+
+/// What a request went through in this layer, put on the response for the layers above: the
+/// limit keys it passed (to pause them when the upstream answers 429) and how long it queued.
 #[derive(Clone, Debug, Default)]
-pub struct Passed(pub Vec<(usize, LimitKey)>);
+pub struct Passed {
+    pub keys: Vec<(usize, LimitKey)>,
+    pub waited: Duration,
+}
 
 /// Marks a request as a retry, so it queues ahead of newer requests.
 #[derive(Clone, Copy, Debug)]
@@ -71,12 +100,17 @@ pub struct IsRetry;
 #[derive(Clone)]
 pub struct Shape<S> {
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
     inner: S,
 }
 
 impl<S> Shape<S> {
-    pub fn new(limits: Arc<Limits>, inner: S) -> Self {
-        Shape { limits, inner }
+    pub fn new(limits: Arc<Limits>, metrics: Arc<Metrics>, inner: S) -> Self {
+        Shape {
+            limits,
+            metrics,
+            inner,
+        }
     }
 }
 
@@ -107,21 +141,31 @@ where
         // (tower's rule for services that call their inner one after an await).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(shape(self.limits.clone(), route, req, inner))
+        Box::pin(shape(
+            self.limits.clone(),
+            self.metrics.clone(),
+            route,
+            req,
+            inner,
+        ))
     }
 }
 
 async fn shape<S>(
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
     route: Option<usize>,
-    mut req: Request<Body>,
+    req: Request<Body>,
     mut inner: S,
 ) -> Result<Response<Body>, Error>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let start = Instant::now();
+    let start = match req.extensions().get::<RequestStart>() {
+        Some(s) => s.0,
+        None => Instant::now(),
+    };
     let priority = match req.extensions().get::<IsRetry>() {
         Some(_) => Priority::Retry,
         None => Priority::Normal,
@@ -132,7 +176,7 @@ where
         .map(|t| t.client_addr.ip())
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     let mut permits = Vec::new();
-    let mut passed = Vec::new();
+    let mut passed = Passed::default();
     for &i in limits.for_route(route) {
         let cfg = &limits.configs[i];
         let key = key_for(&cfg.key, req.headers(), client_ip);
@@ -141,16 +185,36 @@ where
             deadline: start + cfg.queue.max_wait,
             priority,
         };
-        permits.push(limits.limiters[i].acquire(acquire).await?);
-        passed.push((i, key));
+        let permit = match limits.limiters[i].acquire(acquire).await {
+            Ok(p) => p,
+            Err(e) => {
+                metrics.rejected(i, rejection_reason(&e));
+                return Err(e);
+            }
+        };
+        metrics.queue_wait(i, permit.waited);
+        passed.waited += permit.waited;
+        passed.keys.push((i, key));
+        permits.push(permit);
     }
-    req.extensions_mut().insert(Passed(passed));
     // Boxed before awaiting: keeps `S::Future` out of this future's state, which sidesteps
     // rustc's higher-ranked `Send` inference limits (rust-lang/rust#102211).
     let call: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> =
         Box::pin(inner.call(req));
-    let res = call.await?;
+    let mut res = call.await?;
+    res.extensions_mut().insert(passed);
     Ok(hold_until_done(res, permits))
+}
+
+/// The `reason` label of `pacer_rejected_total` for a limiter's refusal.
+fn rejection_reason(err: &Error) -> &'static str {
+    match err {
+        Error::QueueFull { .. } => "queue_full",
+        Error::QueueTimeout { .. } => "queue_timeout",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::KeysExhausted { .. } => "keys_exhausted",
+        _ => "other",
+    }
 }
 
 /// Keeps the permits alive as long as the response body is, so slots free when the client has

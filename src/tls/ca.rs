@@ -8,7 +8,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
@@ -66,7 +65,7 @@ impl Ca {
             .map_err(|e| invalid(&files.ca_cert, "PEM certificate", e.to_string()))?;
         let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| invalid(&files.ca_key, "PEM private key", e.to_string()))?;
-        let provider = CryptoProvider::from(rustls::crypto::ring::default_provider());
+        let provider = rustls::crypto::ring::default_provider();
         CertifiedKey::from_der(vec![cert_der], key_der, &provider)
             .map_err(|e| invalid(&files.ca_key, "key for the CA certificate", e.to_string()))?;
         let key = KeyPair::from_pem(&key_pem)
@@ -119,7 +118,10 @@ fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "pacer");
-    dn.push(DnType::CommonName, format!("pacer interception CA {}", host_tag()));
+    dn.push(
+        DnType::CommonName,
+        format!("pacer interception CA {}", host_tag()),
+    );
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -163,7 +165,9 @@ fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     #[cfg(not(unix))]
     let _ = mode;
     let mut file = options.open(path).map_err(err)?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(err)
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(err)
 }
 
 #[cfg(test)]
@@ -194,7 +198,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("ca-key.pem")).unwrap().permissions();
+            let mode = std::fs::metadata(dir.join("ca-key.pem"))
+                .unwrap()
+                .permissions();
             assert_eq!(mode.mode() & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();

@@ -72,10 +72,6 @@ impl Leaves {
         })
     }
 
-    pub fn ca(&self) -> &Ca {
-        &self.ca
-    }
-
     /// The server config presenting a certificate for `name` (a DNS name or an IP address),
     /// from the cache or freshly issued.
     pub fn server_config(&self, name: &str) -> Result<Arc<ServerConfig>, TlsError> {
@@ -131,7 +127,9 @@ impl Leaves {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock leaves a map that is still consistent; keep using it.
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn issue(&self, name: &str) -> Result<Arc<ServerConfig>, TlsError> {

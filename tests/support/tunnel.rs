@@ -29,7 +29,10 @@ pub async fn connect(proxy: SocketAddr, target: &str, extra: &str) -> (TcpStream
             .await
             .expect("CONNECT answered within 10s")
             .unwrap();
-        assert!(n == 1, "connection closed before the CONNECT response head ended");
+        assert!(
+            n == 1,
+            "connection closed before the CONNECT response head ended"
+        );
         head.push(byte[0]);
     }
     (s, String::from_utf8_lossy(&head).into_owned())
@@ -90,7 +93,10 @@ pub async fn pacer_with_ca(yaml: &str, dir: &Path) -> (Running, PathBuf) {
     assert!(ok, "pacer ca init failed: {err}");
     assert!(out.contains("pacer-ca.pem"), "{out}");
     let (ok, pem, err) = pacer_bin(&["ca", "show", "--config", config_arg]);
-    assert!(ok && pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}{err}");
+    assert!(
+        ok && pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{pem}{err}"
+    );
     let ca_file = dir.join("trusted-ca.pem");
     std::fs::write(&ca_file, &pem).unwrap();
     let config = pacer::Config::load(&config).unwrap();

@@ -34,7 +34,11 @@ pub struct TestUpstream {
 impl TestUpstream {
     /// `http://addr` or `https://addr`.
     pub fn base_url(&self) -> String {
-        let scheme = if self.cert_pem.is_some() { "https" } else { "http" };
+        let scheme = if self.cert_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 }
@@ -87,8 +91,8 @@ fn self_signed_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
     let names: Vec<String> = UPSTREAM_NAMES.iter().map(|s| s.to_string()).collect();
     let certified = rcgen::generate_simple_self_signed(names).unwrap();
     let pem = certified.cert.pem();
-    let key = PrivateKeyDer::from_pem_slice(certified.signing_key.serialize_pem().as_bytes())
-        .unwrap();
+    let key =
+        PrivateKeyDer::from_pem_slice(certified.signing_key.serialize_pem().as_bytes()).unwrap();
     let cert = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

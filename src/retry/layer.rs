@@ -1,0 +1,356 @@
+//! The retry layer: absorbs upstream 429s (and, where allowed, 5xx and connect failures) by
+//! waiting and sending the request again, so the client sees a slower success.
+//!
+//! It sits above shaping, so every attempt passes the limits again. On a 429 it pauses every limit
+//! key the request went through for the Retry-After (or backoff) time; the retried request then
+//! waits in those queues ahead of newer ones, and queued siblings wait with it instead of each
+//! collecting its own 429. When it gives up, the client gets the upstream's last answer as it came,
+//! marked with `x-pacer-gave-up`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::{header, HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
+use super::{buffer_for_replay, full_jitter, retry_after, Replay};
+use crate::config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::proxy::body::{self, Body};
+use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
+use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
+
+/// Response header: how many times pacer re-sent the request.
+pub const RETRIES_HEADER: &str = "x-pacer-retries";
+/// Response header: milliseconds the request spent waiting in queues and pauses.
+pub const QUEUED_HEADER: &str = "x-pacer-queued-ms";
+
+/// A 429 body is read (to keep the pooled connection) only up to this size and time.
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+struct Shared {
+    cfg: config::Retry,
+    limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Clone)]
+pub struct Retry<S> {
+    shared: Arc<Shared>,
+    inner: S,
+}
+
+impl<S> Retry<S> {
+    pub fn new(cfg: config::Retry, limits: Arc<Limits>, metrics: Arc<Metrics>, inner: S) -> Self {
+        let shared = Arc::new(Shared {
+            cfg,
+            limits,
+            metrics,
+        });
+        Retry { shared, inner }
+    }
+}
+
+// === impl Retry ===
+
+impl<S> tower::Service<Request<Body>> for Retry<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(Attempts::start(self.shared.clone(), req, inner))
+    }
+}
+
+/// One request's retry loop.
+struct Attempts<S> {
+    shared: Arc<Shared>,
+    inner: S,
+    parts: http::request::Parts,
+    replay: Replay<Body>,
+    route: Option<usize>,
+    start: Instant,
+    deadline: Instant,
+    /// Attempts made so far.
+    made: u32,
+    /// Time spent queued in limits and paused here, for `x-pacer-queued-ms`.
+    waited: Duration,
+}
+
+/// What to do after one attempt.
+enum Next {
+    Done(Response<Body>),
+    Again(Duration, RetryReason),
+}
+
+// === impl Attempts ===
+
+impl<S> Attempts<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    async fn start(
+        shared: Arc<Shared>,
+        req: Request<Body>,
+        inner: S,
+    ) -> Result<Response<Body>, Error> {
+        let start = Instant::now();
+        let route = req.extensions().get::<Target>().and_then(|t| t.route);
+        let budget = shared
+            .limits
+            .max_wait(route)
+            .unwrap_or(shared.cfg.max_retry_after);
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(RequestStart(start));
+        let content_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let replay = buffer_for_replay(body, shared.cfg.max_body, content_length)
+            .await
+            .map_err(body_error)?;
+        let attempts = Attempts {
+            shared,
+            inner,
+            parts,
+            replay,
+            route,
+            start,
+            deadline: start + budget,
+            made: 0,
+            waited: Duration::ZERO,
+        };
+        attempts.run().await
+    }
+
+    async fn run(mut self) -> Result<Response<Body>, Error> {
+        loop {
+            let outcome = self.attempt().await;
+            let (wait, reason) = match self.judge(outcome)? {
+                Next::Done(res) => return Ok(self.finish(res)),
+                Next::Again(wait, reason) => (wait, reason),
+            };
+            self.shared.metrics.retry(self.route, reason.as_str());
+            self.wait(wait).await;
+        }
+    }
+
+    async fn attempt(&mut self) -> Result<Response<Body>, Error> {
+        let body = self
+            .replay
+            .next_body()
+            .map(body::boxed)
+            .unwrap_or_else(body::empty);
+        let mut req = Request::from_parts(self.parts.clone(), body);
+        if self.made > 0 {
+            req.extensions_mut().insert(IsRetry);
+        }
+        self.made += 1;
+        // Boxed before awaiting, for the same `Send` inference reason as in the shape layer.
+        let call: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> =
+            Box::pin(self.inner.clone().oneshot(req));
+        call.await
+    }
+
+    /// Decides whether an attempt's outcome goes to the client or is tried again.
+    fn judge(&mut self, outcome: Result<Response<Body>, Error>) -> Result<Next, Error> {
+        let res = match outcome {
+            Ok(res) => res,
+            Err(e) if e.retryable() => {
+                let wait = self.backoff();
+                // A refused connect is retried only while the whole exchange stays within the
+                // upstream's connect timeout: a dead upstream must answer 502 promptly, not
+                // after a round of backoffs.
+                let within = Instant::now() + wait <= self.start + self.connect_timeout();
+                return match self.give_up_reason(wait, false) {
+                    None if within => Ok(Next::Again(wait, RetryReason::Connect)),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let passed = res
+            .extensions()
+            .get::<Passed>()
+            .cloned()
+            .unwrap_or_default();
+        self.waited += passed.waited;
+        let Some(reason) =
+            retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
+        else {
+            return Ok(Next::Done(res));
+        };
+        let throttled = reason == RetryReason::Throttled;
+        let wait = match throttled {
+            true => retry_after(res.headers(), SystemTime::now()).unwrap_or_else(|| self.backoff()),
+            false => self.backoff(),
+        };
+        if throttled {
+            self.pause(&passed, wait);
+        }
+        match self.give_up_reason(wait, throttled) {
+            Some(why) => Ok(Next::Done(self.gave_up(res, why, &passed))),
+            None => {
+                tokio::spawn(drain(res));
+                Ok(Next::Again(wait, reason))
+            }
+        }
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.parts
+            .extensions
+            .get::<Target>()
+            .map_or(Duration::ZERO, |t| t.upstream.connect_timeout())
+    }
+
+    fn backoff(&self) -> Duration {
+        let cfg = &self.shared.cfg;
+        full_jitter(
+            self.made.saturating_sub(1),
+            cfg.backoff_base,
+            cfg.backoff_max,
+            &mut rand::rng(),
+        )
+    }
+
+    fn give_up_reason(&self, wait: Duration, throttled: bool) -> Option<GiveUp> {
+        if throttled && wait > self.shared.cfg.max_retry_after {
+            Some(GiveUp::RetryAfterTooLong)
+        } else if self.made >= self.shared.cfg.max_attempts {
+            Some(GiveUp::AttemptsExhausted)
+        } else if !self.replay.is_replayable() {
+            Some(GiveUp::BodyNotReplayable)
+        } else if Instant::now() + wait > self.deadline {
+            Some(GiveUp::Deadline)
+        } else {
+            None
+        }
+    }
+
+    /// Pauses every limit key the request passed, so its siblings wait instead of each
+    /// collecting a 429 of their own.
+    fn pause(&self, passed: &Passed, wait: Duration) {
+        for &(i, key) in &passed.keys {
+            let limiter = self.shared.limits.limiter(i);
+            limiter.on_throttled(key, wait);
+            tracing::warn!(
+                limit = limiter.name(),
+                retry_after_ms = wait.as_millis() as u64,
+                "upstream answered 429; pausing the limit key"
+            );
+        }
+    }
+
+    fn gave_up(&self, mut res: Response<Body>, why: GiveUp, passed: &Passed) -> Response<Body> {
+        for &(i, _) in &passed.keys {
+            self.shared.metrics.rejected(i, "gave_up");
+        }
+        tracing::warn!(
+            status = res.status().as_u16(),
+            attempts = self.made,
+            reason = why.as_str(),
+            "giving up; passing the upstream's answer to the client"
+        );
+        res.headers_mut().insert(GAVE_UP_HEADER, why.header_value());
+        res
+    }
+
+    /// Waits before the next attempt. When a limit key the request passed is paused at least as
+    /// long, the limit's queue does the waiting (and puts the retry first); otherwise sleep here.
+    async fn wait(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        if !self.paused_through(until) {
+            tokio::time::sleep_until(until).await;
+            self.waited += wait;
+        }
+    }
+
+    fn paused_through(&self, until: Instant) -> bool {
+        let limits = &self.shared.limits;
+        limits.for_route(self.route).iter().any(|&i| {
+            let cfg = limits.config(i);
+            cfg.mode == config::Mode::Queue
+                && limits
+                    .limiter(i)
+                    .paused_until(crate::shape::key::key_for(
+                        &cfg.key,
+                        &self.parts.headers,
+                        self.client_ip(),
+                    ))
+                    .is_some_and(|p| p >= until)
+        })
+    }
+
+    fn client_ip(&self) -> std::net::IpAddr {
+        self.parts
+            .extensions
+            .get::<Target>()
+            .map(|t| t.client_addr.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+    }
+
+    /// Marks a response that waited or was retried.
+    fn finish(&self, mut res: Response<Body>) -> Response<Body> {
+        let retries = self.made.saturating_sub(1);
+        let headers = res.headers_mut();
+        if retries > 0 {
+            headers.insert(RETRIES_HEADER, HeaderValue::from(retries));
+        }
+        let ms = self.waited.as_millis() as u64;
+        if ms > 0 {
+            headers.insert(QUEUED_HEADER, HeaderValue::from(ms));
+        }
+        res
+    }
+}
+
+/// Reads a discarded response's body so its pooled connection can be reused.
+async fn drain(res: Response<Body>) {
+    let mut body = res.into_body();
+    let read_out = async move {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read_out).await;
+}
+
+/// A failure while reading the client's body for replay.
+fn body_error(err: crate::BoxError) -> Error {
+    if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
+        return Error::BodyTooLarge { limit: limit.0 };
+    }
+    Error::BadRequest(format!("reading the request body failed: {err}"))
+}

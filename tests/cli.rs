@@ -1,0 +1,84 @@
+//! The binary's contract: `check` validates without starting anything, exit codes, help text.
+
+use std::process::Command;
+
+fn pacer(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the pacer binary runs")
+}
+
+fn example(name: &str) -> String {
+    format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_accepts_the_shipped_examples_and_exits_0() {
+    for name in ["genesys.yaml", "quickstart.yaml"] {
+        let out = pacer(&["check", "--config", &example(name)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("is valid"), "{stdout}");
+        assert!(stdout.contains("upstream"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_field_and_line_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("pacer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "listen: 127.0.0.1:8080\nupstreams:\n  genesys:\n    region: us-east-1\n    hostz: [x]\n",
+    )
+    .unwrap();
+    let out = pacer(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("upstreams.genesys.hostz, line 5"),
+        "{stderr}"
+    );
+    // Nothing was bound: the same check twice cannot collide on a port.
+    let again = pacer(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let out = pacer(&["check", "--config", "/nonexistent/pacer.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_explains_the_commands() {
+    let out = pacer(&["proxy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --config is a usage error"
+    );
+    let help = pacer(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for cmd in ["proxy", "check", "mock"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
+
+#[test]
+fn a_taken_port_is_a_runtime_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = pacer(&["mock", "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+}
