@@ -23,13 +23,57 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let admission = Arc::new(Admission::new(&config)?);
-    let limits = Arc::new(Limits::new(&config));
-    let metrics = Arc::new(crate::metrics::Metrics::new(&config));
-    let leaves = interception(&config)?;
-    let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
-    let stack = crate::proxy::stack::build(admission, limits, metrics, config.retry);
-    crate::proxy::serve(listeners.proxy, stack, connect, config.server, shutdown).await
+    App::new(config)?.serve(listeners, shutdown).await
+}
+
+/// pacer's runtime parts, built from a config. Tests build one to look at its limits while
+/// traffic flows.
+pub struct App {
+    config: Config,
+    limits: Arc<Limits>,
+    metrics: Arc<crate::metrics::Metrics>,
+    stack: crate::proxy::stack::Stack,
+    connect: Arc<Connect>,
+}
+
+// === impl App ===
+
+impl App {
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let admission = Arc::new(Admission::new(&config)?);
+        let limits = Arc::new(Limits::new(&config));
+        let metrics = Arc::new(crate::metrics::Metrics::new(&config));
+        let leaves = interception(&config)?;
+        let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
+        let stack =
+            crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
+        Ok(App {
+            config,
+            limits,
+            metrics,
+            stack,
+            connect,
+        })
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let server = self.config.server;
+        let (stack, connect) = (self.stack, self.connect);
+        crate::proxy::serve(listeners.proxy, stack, connect, server, shutdown).await
+    }
 }
 
 /// The CA that signs interception leaves, loaded (or created, on first start) when the config
@@ -42,6 +86,7 @@ fn interception(config: &Config) -> anyhow::Result<Option<Arc<Leaves>>> {
     tracing::info!(cert = %files.ca_cert.display(), "TLS interception on");
     Ok(Some(Arc::new(Leaves::new(ca)?)))
 }
+
 /// A short human summary of what a config sets up, for `pacer check`.
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,19 +86,55 @@ pub async fn start_pacer(yaml: &str, mock: SocketAddr) -> Running {
 }
 
 pub async fn start_pacer_with(config: pacer::Config) -> Running {
+    start_app(pacer::app::App::new(config).unwrap()).await.0
+}
+
+/// Starts pacer and keeps a handle on its limits, for tests that watch queues.
+pub async fn start_pacer_limits(
+    yaml: &str,
+    mock: SocketAddr,
+) -> (Running, Arc<pacer::shape::layer::Limits>) {
+    let yaml = yaml.replace("{mock}", &mock.to_string());
+    let config = pacer::Config::parse(&yaml, std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{yaml}"));
+    start_app(pacer::app::App::new(config).unwrap()).await
+}
+
+async fn start_app(app: pacer::app::App) -> (Running, Arc<pacer::shape::layer::Limits>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, stop) = stop_pair();
+    let limits = app.limits().clone();
     let listeners = pacer::app::Listeners {
         proxy: listener,
         admin: None,
     };
-    let task = tokio::spawn(pacer::app::run(listeners, config, stop));
-    Running {
+    let task = tokio::spawn(app.serve(listeners, stop));
+    let running = Running {
         addr,
         stop: Some(tx),
         task: Some(task),
+    };
+    (running, limits)
+}
+
+/// Waits (bounded) until a limit's state satisfies `cond`; the limiter has no event to await.
+pub async fn wait_for_limit(
+    limits: &pacer::shape::layer::Limits,
+    name: &str,
+    cond: impl Fn(&pacer::shape::LimitState) -> bool,
+) {
+    let limiter = limits.by_name(name).expect("limit exists");
+    for _ in 0..1000 {
+        if cond(&limiter.state()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    panic!(
+        "limit {name} never reached the expected state: {:?}",
+        limiter.state()
+    );
 }
 
 /// The simplest config: one upstream, the mock, as the default.

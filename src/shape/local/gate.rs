@@ -1,0 +1,370 @@
+//! One key's gate: its bucket, concurrency slots, pause and queue, and the decisions over them.
+//!
+//! Everything about a key sits behind that key's own mutex, held for a few hundred nanoseconds
+//! per decision and never across an await. Keys do not share a lock.
+//!
+//! **Rate and slot are taken together.** A request leaves only when, at the same instant, a token
+//! and a slot (when the limit caps concurrency) are both free; it takes both or neither. Taking a
+//! token first and then waiting for a slot would spend rate on a request that is not sending, and
+//! when several slots free at once all those token holders would go together, breaking the
+//! B + R·t bound. Taking a slot first and then waiting for a token would keep a slot idle. Since
+//! nothing is held while waiting, a queued request cannot deadlock the others.
+//!
+//! **Only the head waits for time.** The head of the queue sleeps until exactly its token time
+//! (or the end of a pause); the others sleep only until their deadline. Whoever frees something
+//! (the head's timer, a permit drop, a cancelled head, a live change) runs [`KeyInner::dispatch`],
+//! which grants waiters in order for as long as they can go and hands the timer to the new head.
+
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::Waker;
+use std::time::Duration;
+
+use governor::nanos::Nanos;
+use tokio::time::Instant;
+
+use super::bucket::Bucket;
+use super::horizon::hint;
+use super::params::Current;
+use super::queue::{Lane, WaitQueue, WaitState, Waiter};
+use super::Shared;
+
+/// How late a timer may fire and still have its token accounted at the token's own time (tokio's
+/// timer resolution). Without it every late wake-up would push all later tokens back: at burst 1
+/// and a few ms per token, a quarter of the rate would be lost to rounding.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// A key's shared state.
+pub(super) struct KeyState {
+    pub(super) shared: Arc<Shared>,
+    inner: Mutex<KeyInner>,
+}
+
+pub(super) struct KeyInner {
+    bucket: Option<Bucket>,
+    pub(super) queue: WaitQueue,
+    /// Slots taken by permits of this key (only when the limit caps concurrency).
+    pub(super) in_flight: u32,
+    pub(super) paused_until: Option<Instant>,
+    pub(super) last_used: Instant,
+    /// Set when the key table forgot this key; a request that looked it up just before retries.
+    pub(super) removed: bool,
+}
+
+/// Why a request cannot go right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Blocked {
+    Paused(Instant),
+    Rate(Instant),
+    Slot,
+}
+
+/// What a waiting future learns when it looks at its slot.
+pub(super) enum Step {
+    Granted {
+        waited: Duration,
+        slot: bool,
+    },
+    Rejected(Option<Duration>),
+    /// Still queued; wake up at this instant at the latest.
+    Waiting(Instant),
+}
+
+// === impl KeyState ===
+
+impl KeyState {
+    pub(super) fn new(shared: Arc<Shared>, now: Instant) -> KeyState {
+        let inner = KeyInner {
+            bucket: None,
+            queue: WaitQueue::new(),
+            in_flight: 0,
+            paused_until: None,
+            last_used: now,
+            removed: false,
+        };
+        KeyState {
+            shared,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, KeyInner> {
+        // A panic under the lock leaves consistent-enough state; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn try_lock(&self) -> Option<MutexGuard<'_, KeyInner>> {
+        match self.inner.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// A permit went away: give its slot back and let the next waiter in.
+    pub(super) fn release_slot(&self) {
+        let mut inner = self.lock();
+        inner.give_back_slot(&self.shared);
+        if !inner.queue.is_empty() {
+            inner.dispatch(&self.shared, Instant::now(), None);
+        }
+    }
+
+    /// A waiting future was dropped: leave the queue now, or give back what it was granted.
+    pub(super) fn cancel(&self, idx: u32) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let was_head = inner.queue.head() == Some(idx);
+        let waiter = inner.queue.free(idx);
+        let freed_slot = match waiter.state {
+            WaitState::Queued => {
+                self.shared.dec_depth();
+                false
+            }
+            WaitState::Granted { slot, .. } => slot,
+            WaitState::Rejected { .. } => false,
+        };
+        if freed_slot {
+            inner.give_back_slot(&self.shared);
+        }
+        if was_head || freed_slot {
+            inner.dispatch(&self.shared, now, None);
+        }
+    }
+}
+
+// === impl KeyInner ===
+
+impl KeyInner {
+    /// Tries to let a request go at `now`, without regard to the queue.
+    pub(super) fn pass_now(&mut self, sh: &Shared, now: Instant) -> Result<bool, Blocked> {
+        let reading = sh.epoch.reading(now);
+        let cur = sh.params.current(reading);
+        self.try_pass(sh, &cur, now, reading)
+    }
+
+    /// Takes a token (accounted at reading `at`, else at `now`) and a slot together, or neither.
+    /// Returns whether a slot was taken.
+    fn try_pass(
+        &mut self,
+        sh: &Shared,
+        cur: &Current,
+        now: Instant,
+        at: Nanos,
+    ) -> Result<bool, Blocked> {
+        if let Some(until) = self.paused_at(now) {
+            return Err(Blocked::Paused(until));
+        }
+        if cur.concurrency.is_some_and(|cap| self.in_flight >= cap) {
+            return Err(Blocked::Slot);
+        }
+        let now_reading = sh.epoch.reading(now);
+        if let Some(bucket) = self.synced_bucket(cur, now_reading) {
+            // A token not yet due at the credited time may still be due now.
+            let taken = match bucket.take(at) {
+                Err(_) if at < now_reading => bucket.take(now_reading),
+                taken => taken,
+            };
+            if let Err(ready) = taken {
+                return Err(Blocked::Rate(sh.epoch.instant(ready)));
+            }
+        }
+        let slot = cur.concurrency.is_some();
+        if slot {
+            self.in_flight += 1;
+            sh.inc_in_flight();
+        }
+        Ok(slot)
+    }
+
+    /// The bucket, brought in line with the parameters in force (None without a rate).
+    pub(super) fn synced_bucket(&mut self, cur: &Current, now: Nanos) -> Option<&mut Bucket> {
+        let interval = cur.interval?;
+        match &mut self.bucket {
+            Some(b) if b.matches(interval, cur.burst) => {}
+            Some(b) => b.reshape(interval, cur.burst, now),
+            None => self.bucket = Some(Bucket::new(interval, cur.burst)),
+        }
+        self.bucket.as_mut()
+    }
+
+    fn give_back_slot(&mut self, sh: &Shared) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        sh.dec_in_flight();
+    }
+
+    /// Queues a request that cannot go now, unless the queue is full or its start is already
+    /// known to come after its deadline.
+    pub(super) fn enqueue(
+        &mut self,
+        sh: &Shared,
+        now: Instant,
+        lane: Lane,
+        deadline: Instant,
+    ) -> Result<u32, crate::Error> {
+        let depth = self.queue.len();
+        if depth >= sh.queue.max_depth {
+            let retry_after = hint(self.horizon(sh, now).start(0), now);
+            return Err(sh.queue_full(retry_after));
+        }
+        let start = self.horizon(sh, now).start(self.queue.ahead_of(lane));
+        if start > deadline {
+            return Err(sh.queue_timeout(Some(start - deadline)));
+        }
+        sh.inc_depth();
+        Ok(self.queue.push(lane, Waiter::new(now, deadline)))
+    }
+
+    /// Grants waiters in order for as long as they can go, then points the head's timer at
+    /// when it can next try. `caller` (a waiter polling right now) is not woken.
+    pub(super) fn dispatch(&mut self, sh: &Shared, now: Instant, caller: Option<u32>) {
+        let cur = sh.params.current(sh.epoch.reading(now));
+        while let Some(idx) = self.queue.head() {
+            let at = self.decision_time(sh, idx, now);
+            match self.try_pass(sh, &cur, now, at) {
+                Ok(slot) => self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller),
+                Err(blocked) => {
+                    if self.hold_head(sh, &cur, idx, blocked, now, caller) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reading a head's token is accounted at: its token time when the timer woke it at
+    /// most [`TIMER_SLACK`] late, so lateness does not accumulate; otherwise now.
+    fn decision_time(&self, sh: &Shared, idx: u32, now: Instant) -> Nanos {
+        let now = sh.epoch.reading(now);
+        match self.queue.get(idx).due {
+            Some(due) if due <= now => due.max(now.saturating_sub(Nanos::from(TIMER_SLACK))),
+            _ => now,
+        }
+    }
+
+    /// The head cannot go: keep it waiting with the right timer (true), or answer it now if it
+    /// cannot start by its deadline (false, and the next waiter becomes head).
+    fn hold_head(
+        &mut self,
+        sh: &Shared,
+        cur: &Current,
+        idx: u32,
+        blocked: Blocked,
+        now: Instant,
+        caller: Option<u32>,
+    ) -> bool {
+        let deadline = self.queue.get(idx).deadline;
+        let until = match blocked {
+            Blocked::Paused(t) | Blocked::Rate(t) => Some(t),
+            Blocked::Slot => None,
+        };
+        if deadline <= now || until.is_some_and(|t| t > deadline) {
+            let retry_after = match blocked {
+                Blocked::Paused(end) => hint(end, now),
+                Blocked::Rate(ready) => hint(ready, deadline),
+                Blocked::Slot => None,
+            };
+            self.settle(sh, idx, WaitState::Rejected { retry_after }, caller);
+            return false;
+        }
+        // The AIMD share may grow before the token time: look again then.
+        let step = cur.next_step.map(|s| sh.epoch.instant(s));
+        let wake_at = match blocked {
+            Blocked::Rate(t) => Some(step.map_or(t, |s| s.min(t))),
+            _ => until,
+        };
+        let w = self.queue.get_mut(idx);
+        w.due = match blocked {
+            Blocked::Rate(t) => Some(sh.epoch.reading(t)),
+            _ => None,
+        };
+        if w.wake_at != wake_at {
+            w.wake_at = wake_at;
+            match &w.waker {
+                Some(waker) if caller != Some(idx) => waker.wake_by_ref(),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Takes a queued waiter out of the queue with its outcome, and wakes it.
+    pub(super) fn settle(&mut self, sh: &Shared, idx: u32, state: WaitState, caller: Option<u32>) {
+        if self.queue.unlink(idx) {
+            sh.dec_depth();
+        }
+        let w = self.queue.get_mut(idx);
+        w.state = state;
+        w.wake_at = None;
+        w.due = None;
+        if caller != Some(idx) {
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Looks at a waiter for its future: serves the queue if it is the head (or its deadline
+    /// is up, so that it is only refused if it really cannot go), then reports where it stands.
+    pub(super) fn poll_waiter(
+        &mut self,
+        sh: &Shared,
+        idx: u32,
+        now: Instant,
+        waker: &Waker,
+    ) -> Step {
+        let queued = self.queue.get(idx).state == WaitState::Queued;
+        if queued && (self.queue.head() == Some(idx) || self.queue.get(idx).deadline <= now) {
+            self.dispatch(sh, now, Some(idx));
+        }
+        let w = self.queue.get(idx);
+        if w.state == WaitState::Queued && w.deadline <= now {
+            let retry_after = self
+                .position(idx)
+                .and_then(|p| hint(self.horizon(sh, now).start(p), now));
+            self.settle(sh, idx, WaitState::Rejected { retry_after }, Some(idx));
+        }
+        match self.queue.get(idx).state {
+            WaitState::Granted { at, slot } => {
+                let w = self.queue.free(idx);
+                let waited = at.saturating_duration_since(w.enqueued);
+                Step::Granted { waited, slot }
+            }
+            WaitState::Rejected { retry_after } => {
+                self.queue.free(idx);
+                Step::Rejected(retry_after)
+            }
+            WaitState::Queued => {
+                let is_head = self.queue.head() == Some(idx);
+                let w = self.queue.get_mut(idx);
+                if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+                    w.waker = Some(waker.clone());
+                }
+                if !is_head {
+                    // A retry went ahead of it: its timer goes back to the deadline, so forget
+                    // the head's wake-up; when it is head again it gets a fresh one (and a wake).
+                    w.wake_at = None;
+                    w.due = None;
+                }
+                Step::Waiting(w.wake_at.map_or(w.deadline, |t| t.min(w.deadline)))
+            }
+        }
+    }
+
+    /// How many queued waiters are ahead of `idx`.
+    fn position(&self, idx: u32) -> Option<usize> {
+        std::iter::successors(self.queue.head(), |&i| self.queue.after(i)).position(|i| i == idx)
+    }
+
+    /// Whether the key can be forgotten: nothing queued, in flight or paused, unused for `idle`,
+    /// and its bucket full again (so forgetting it gives nothing away).
+    pub(super) fn is_idle(&self, sh: &Shared, now: Instant, idle: Duration) -> bool {
+        self.queue.allocated() == 0
+            && self.in_flight == 0
+            && self.paused_at(now).is_none()
+            && now.saturating_duration_since(self.last_used) >= idle
+            && self
+                .bucket
+                .as_ref()
+                .is_none_or(|b| sh.epoch.instant(b.tat()) <= now)
+    }
+}

@@ -1,0 +1,203 @@
+//! A limit's live parameters: rate, burst and concurrency as configured or last changed through
+//! [`Limiter::update`](crate::shape::Limiter::update), with the AIMD share on top.
+//!
+//! Every decision reads them, so they are atomics; buckets compare what they were built with and
+//! reshape on the next decision when it changed, which is how a change reaches every key without
+//! walking them all. Writes (admin changes) are rare and serialised by a lock.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use governor::nanos::Nanos;
+
+use super::adaptive::{Aimd, Share};
+use crate::config::{Limit, Rate};
+use crate::shape::LimitUpdate;
+
+#[derive(Debug)]
+pub(super) struct Params {
+    /// Base emission interval in nanoseconds; 0 when the limit has no rate.
+    interval: AtomicU64,
+    burst: AtomicU32,
+    /// 0 when the limit has no concurrency cap.
+    concurrency: AtomicU32,
+    /// The base rate as written, for `state()`; also serialises writers.
+    rate: Mutex<Option<Rate>>,
+    aimd: Option<Aimd>,
+}
+
+/// The parameters in force at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Current {
+    /// Effective emission interval (base interval / AIMD share); None without a rate.
+    pub(super) interval: Option<Nanos>,
+    pub(super) burst: u32,
+    pub(super) concurrency: Option<u32>,
+    /// Reading at which the AIMD share next grows; a head sleeping longer wakes then.
+    pub(super) next_step: Option<Nanos>,
+}
+
+// === impl Params ===
+
+impl Params {
+    pub(super) fn new(limit: &Limit) -> Params {
+        Params {
+            interval: AtomicU64::new(limit.rate.map_or(0, interval_of)),
+            burst: AtomicU32::new(limit.burst.max(1)),
+            concurrency: AtomicU32::new(limit.concurrency.unwrap_or(0)),
+            rate: Mutex::new(limit.rate),
+            aimd: limit.adaptive.map(Aimd::new),
+        }
+    }
+
+    pub(super) fn current(&self, now: Nanos) -> Current {
+        let base = self.interval.load(Ordering::Relaxed);
+        let share = self.share(now);
+        let interval = (base > 0).then(|| {
+            if share.fraction >= 1.0 {
+                Nanos::from(base)
+            } else {
+                Nanos::from((base as f64 / share.fraction).round() as u64)
+            }
+        });
+        Current {
+            interval,
+            burst: self.burst.load(Ordering::Relaxed),
+            concurrency: Some(self.concurrency.load(Ordering::Relaxed)).filter(|&c| c > 0),
+            next_step: share.next_step.filter(|_| base > 0),
+        }
+    }
+
+    /// Applies a live change; zero values are refused and change nothing.
+    pub(super) fn update(&self, update: &LimitUpdate) -> Result<(), String> {
+        if let Some(rate) = update.rate {
+            if rate.count == 0 || rate.per.is_zero() {
+                return Err(format!(
+                    "rate {rate} lets nothing through; use at least 1 per period"
+                ));
+            }
+        }
+        if update.burst == Some(0) {
+            return Err("burst must be at least 1".into());
+        }
+        if update.concurrency == Some(0) {
+            return Err("concurrency must be at least 1".into());
+        }
+        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(new) = update.rate {
+            *rate = Some(new);
+            self.interval.store(interval_of(new), Ordering::Relaxed);
+        }
+        if let Some(burst) = update.burst {
+            self.burst.store(burst, Ordering::Relaxed);
+        }
+        if let Some(concurrency) = update.concurrency {
+            self.concurrency.store(concurrency, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// An upstream 429: cut the effective rate when adaptive.
+    pub(super) fn throttled(&self, now: Nanos) {
+        if let Some(aimd) = &self.aimd {
+            aimd.cut(now);
+        }
+    }
+
+    /// The base rate (configured, or as last changed) in requests per second.
+    pub(super) fn base_per_second(&self) -> Option<f64> {
+        let rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        rate.map(|r| r.per_second())
+    }
+
+    /// The rate in force at `now` in requests per second.
+    pub(super) fn effective_per_second(&self, now: Nanos) -> Option<f64> {
+        self.base_per_second()
+            .map(|base| base * self.share(now).fraction)
+    }
+
+    fn share(&self, now: Nanos) -> Share {
+        self.aimd.as_ref().map_or(Share::FULL, |a| a.share(now))
+    }
+}
+
+/// A rate's emission interval in nanoseconds (at least 1).
+fn interval_of(rate: Rate) -> u64 {
+    let per = rate.per.as_nanos();
+    (per / u128::from(rate.count.max(1))).clamp(1, u128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Adaptive, KeyKind, Mode, Queue};
+    use std::time::Duration;
+
+    fn limit(adaptive: bool) -> Limit {
+        Limit {
+            name: "l".into(),
+            rate: Some(Rate {
+                count: 10,
+                per: Duration::from_secs(1),
+            }),
+            burst: 2,
+            concurrency: None,
+            key: KeyKind::Global,
+            mode: Mode::Queue,
+            queue: Queue {
+                max_depth: 10,
+                max_wait: Duration::from_secs(1),
+            },
+            max_keys: 10,
+            key_idle: Duration::from_secs(60),
+            adaptive: adaptive.then_some(Adaptive {
+                factor: 0.5,
+                floor: 0.1,
+                step: 0.1,
+                interval: Duration::from_secs(5),
+            }),
+        }
+    }
+
+    #[test]
+    fn zero_values_are_refused_and_change_nothing() {
+        let p = Params::new(&limit(false));
+        let before = p.current(Nanos::from(0));
+        for bad in [
+            LimitUpdate {
+                rate: Some(Rate {
+                    count: 0,
+                    per: Duration::from_secs(1),
+                }),
+                burst: Some(3),
+                ..Default::default()
+            },
+            LimitUpdate {
+                burst: Some(0),
+                ..Default::default()
+            },
+            LimitUpdate {
+                concurrency: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(p.update(&bad).is_err());
+        }
+        assert_eq!(p.current(Nanos::from(0)), before);
+    }
+
+    #[test]
+    fn aimd_stretches_the_interval() {
+        let p = Params::new(&limit(true));
+        assert_eq!(
+            p.current(Nanos::from(0)).interval,
+            Some(Nanos::from(100_000_000))
+        );
+        p.throttled(Nanos::from(0));
+        let cur = p.current(Nanos::from(1));
+        assert_eq!(cur.interval, Some(Nanos::from(200_000_000)));
+        assert_eq!(cur.next_step, Some(Nanos::from(5_000_000_000)));
+        assert_eq!(p.effective_per_second(Nanos::from(1)), Some(5.0));
+        assert_eq!(p.base_per_second(), Some(10.0));
+    }
+}

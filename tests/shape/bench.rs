@@ -1,0 +1,123 @@
+//! Rough figures, not pass/fail: `cargo test --release --test shape -- --ignored --nocapture`.
+//!
+//! The wall clock here only measures the benchmark; the limiter runs on tokio time as always.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use pacer::config::{KeyKind, Limit, Rate};
+use pacer::shape::{Acquire, LimitKey, Limiter, LocalLimiter, Priority};
+use tokio::time::Instant;
+
+use crate::support::*;
+
+/// Counts live heap bytes, to weigh queued waiters.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn never_binding(key: KeyKind, concurrency: Option<u32>) -> LocalLimiter {
+    LocalLimiter::new(Limit {
+        rate: Some(Rate {
+            count: u32::MAX,
+            per: Duration::from_secs(1),
+        }),
+        burst: u32::MAX,
+        concurrency,
+        key,
+        max_keys: 100_000,
+        ..limit()
+    })
+}
+
+fn ns_per_acquire(l: &LocalLimiter, keys: u64) -> f64 {
+    let deadline = Instant::now() + DAY;
+    let n = 1_000_000u64;
+    let wall = std::time::Instant::now();
+    for i in 0..n {
+        let req = Acquire {
+            key: LimitKey(2 + (i % keys) * 0x9E37_79B9_7F4A_7C15),
+            deadline,
+            priority: Priority::Normal,
+        };
+        let permit = l.acquire(req).now_or_never().unwrap().unwrap();
+        drop(permit);
+    }
+    wall.elapsed().as_nanos() as f64 / n as f64
+}
+
+#[tokio::test]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+async fn uncontended_acquire_cost() {
+    let cases = [
+        ("global, rate only", KeyKind::Global, None, 1),
+        (
+            "global, rate + concurrency",
+            KeyKind::Global,
+            Some(u32::MAX),
+            1,
+        ),
+        ("token, 1 key", KeyKind::Token, None, 1),
+        ("token, 10k keys", KeyKind::Token, None, 10_000),
+    ];
+    // Context: what the clock alone costs here (tests build tokio with test-util, whose
+    // clock checks for a paused runtime on every read; production builds read the OS clock).
+    let n = 1_000_000;
+    let wall = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Instant::now());
+    }
+    let clock = wall.elapsed().as_nanos() as f64 / n as f64;
+    println!("tokio Instant::now(): {clock:.0} ns/op");
+    for (name, kind, concurrency, keys) in cases {
+        let l = never_binding(kind, concurrency);
+        ns_per_acquire(&l, keys); // warm up: keys created, caches filled
+        println!("acquire, {name}: {:.0} ns/op", ns_per_acquire(&l, keys));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+async fn queued_waiter_footprint() {
+    // Slot-bound, so the queue holds them all (a rate would refuse the hopeless ones early).
+    let l = LocalLimiter::new(Limit {
+        concurrency: Some(1),
+        ..limit()
+    });
+    let _held = at_once(&l, req(1)).unwrap();
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut waiting: Vec<_> = Vec::with_capacity(10_000);
+    let vec_bytes = LIVE.load(Ordering::Relaxed) - before;
+    for _ in 0..10_000 {
+        let mut f = l.acquire(req(1));
+        assert!((&mut f).now_or_never().is_none());
+        waiting.push(f);
+    }
+    let bytes = LIVE.load(Ordering::Relaxed) - before - vec_bytes;
+    println!(
+        "10,000 queued waiters: {} KiB on the heap, {} bytes each (future {} B + queue slot)",
+        bytes / 1024,
+        bytes / 10_000,
+        std::mem::size_of_val(&*waiting[0]),
+    );
+    assert_eq!(l.state().queue_depth, 10_000);
+    drop(waiting);
+    assert_eq!(l.state().queue_depth, 0);
+}
