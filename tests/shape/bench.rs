@@ -121,3 +121,48 @@ async fn queued_waiter_footprint() {
     drop(waiting);
     assert_eq!(l.state().queue_depth, 0);
 }
+
+/// How late queued requests leave after their slot, on the real clock: 500 waiters at 500/s
+/// (one slot every 2 ms), each grant compared with its ideal instant `first + i × 2 ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+async fn release_lateness() {
+    let l = leak(Limit {
+        rate: Some(per_second(500)),
+        ..limit()
+    });
+    let n = 500usize;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let acquire = l.acquire(req(2));
+            tokio::spawn(async move {
+                let permit = acquire.await.unwrap();
+                drop(permit);
+                Instant::now()
+            })
+        })
+        .collect();
+    let mut granted = Vec::with_capacity(n);
+    for t in tasks {
+        granted.push(t.await.unwrap());
+    }
+    granted.sort();
+    let interval = Duration::from_millis(2);
+    let mut late: Vec<f64> = granted
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| {
+            let ideal = start + interval * i as u32;
+            at.saturating_duration_since(ideal).as_secs_f64() * 1e3
+        })
+        .collect();
+    late.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| late[((late.len() - 1) as f64 * p) as usize];
+    println!(
+        "release lateness over {n} queued requests at 500/s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
