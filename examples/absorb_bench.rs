@@ -17,13 +17,21 @@ use tokio::net::TcpListener;
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 
 fn env_secs(name: &str, default: u64) -> Duration {
-    Duration::from_secs(std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
+    Duration::from_secs(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let run_for = env_secs("BENCH_SECONDS", 150);
-    let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
+    let rate: f64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
     let mock_listener = TcpListener::bind("127.0.0.1:0").await?;
     let mock_addr = mock_listener.local_addr()?;
     tokio::spawn(pacer::mock::serve(
@@ -40,15 +48,33 @@ async fn main() -> anyhow::Result<()> {
     let config = pacer::Config::parse(&yaml, std::path::Path::new("."))?;
     let pacer_listener = TcpListener::bind("127.0.0.1:0").await?;
     let pacer_addr = pacer_listener.local_addr()?;
-    let listeners = pacer::app::Listeners { proxy: pacer_listener, admin: None };
+    let listeners = pacer::app::Listeners {
+        proxy: pacer_listener,
+        admin: None,
+    };
     tokio::spawn(pacer::app::run(listeners, config, std::future::pending()));
 
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     // Baseline: the same request straight to the mock, with its own token so the limits do
     // not interfere, for the latency of a request that does not wait.
-    let direct = sample(&client, &format!("http://{mock_addr}/api/v2/users"), "baseline", 200).await;
-    println!("offering {rate}/s for {}s through pacer (platform allows 5/s)", run_for.as_secs());
-    let results = offer(&client, &format!("http://{pacer_addr}/api/v2/users"), rate, run_for).await;
+    let direct = sample(
+        &client,
+        &format!("http://{mock_addr}/api/v2/users"),
+        "baseline",
+        200,
+    )
+    .await;
+    println!(
+        "offering {rate}/s for {}s through pacer (platform allows 5/s)",
+        run_for.as_secs()
+    );
+    let results = offer(
+        &client,
+        &format!("http://{pacer_addr}/api/v2/users"),
+        rate,
+        run_for,
+    )
+    .await;
     report(&client, mock_addr, &direct, &results).await
 }
 
@@ -76,12 +102,20 @@ async fn one(client: &HttpClient, url: &str, token: &str) -> Outcome {
     match client.request(req).await {
         Ok(res) => {
             let status = res.status().as_u16();
-            let waited =
-                res.headers().contains_key("x-pacer-queued-ms") || res.headers().contains_key("x-pacer-retries");
+            let waited = res.headers().contains_key("x-pacer-queued-ms")
+                || res.headers().contains_key("x-pacer-retries");
             let _ = res.into_body().collect().await;
-            Outcome { status, took: started.elapsed(), waited }
+            Outcome {
+                status,
+                took: started.elapsed(),
+                waited,
+            }
         }
-        Err(_) => Outcome { status: 0, took: started.elapsed(), waited: false },
+        Err(_) => Outcome {
+            status: 0,
+            took: started.elapsed(),
+            waited: false,
+        },
     }
 }
 
@@ -94,7 +128,9 @@ async fn offer(client: &HttpClient, url: &str, rate: f64, run_for: Duration) -> 
     while start.elapsed() < run_for {
         tokio::time::sleep_until(start + interval * i).await;
         let (client, url) = (client.clone(), url.to_owned());
-        tasks.push(tokio::spawn(async move { one(&client, &url, "load-token").await }));
+        tasks.push(tokio::spawn(async move {
+            one(&client, &url, "load-token").await
+        }));
         i += 1;
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -106,7 +142,9 @@ async fn offer(client: &HttpClient, url: &str, rate: f64, run_for: Duration) -> 
 
 fn p99(mut v: Vec<Duration>) -> Duration {
     v.sort();
-    v.get((v.len().saturating_sub(1)) * 99 / 100).copied().unwrap_or_default()
+    v.get((v.len().saturating_sub(1)) * 99 / 100)
+        .copied()
+        .unwrap_or_default()
 }
 
 async fn report(
@@ -121,11 +159,19 @@ async fn report(
     let res = client
         .request(http::Request::get(format!("http://{mock}/__mock/stats")).body(Empty::new())?)
         .await?;
-    let stats: serde_json::Value = serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
+    let stats: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
     let upstream = stats["requests_total"].as_u64().unwrap_or(0) as f64;
     let throttled = stats["throttled_total"].as_u64().unwrap_or(0) as f64;
-    let unwaited: Vec<Duration> = results.iter().filter(|o| !o.waited && o.status == 200).map(|o| o.took).collect();
-    println!("client requests {}: 200 {ok}, 429 {client_429} (target 0), other {other}", results.len());
+    let unwaited: Vec<Duration> = results
+        .iter()
+        .filter(|o| !o.waited && o.status == 200)
+        .map(|o| o.took)
+        .collect();
+    println!(
+        "client requests {}: 200 {ok}, 429 {client_429} (target 0), other {other}",
+        results.len()
+    );
     println!(
         "upstream requests {upstream} (baseline sample included), 429s {throttled}: {:.2}% (target <= 2%)",
         100.0 * throttled / upstream.max(1.0)
