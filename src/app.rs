@@ -1,10 +1,13 @@
 //! Wires a validated config to bound listeners and runs until shutdown.
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::admin::Admin;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::connect::Connect;
 use crate::proxy::frontdoor::Admission;
 use crate::shape::layer::Limits;
@@ -31,7 +34,7 @@ pub async fn run(
 pub struct App {
     config: Config,
     limits: Arc<Limits>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<Metrics>,
     stack: crate::proxy::stack::Stack,
     connect: Arc<Connect>,
 }
@@ -42,7 +45,7 @@ impl App {
     pub fn new(config: Config) -> anyhow::Result<App> {
         let admission = Arc::new(Admission::new(&config)?);
         let limits = Arc::new(Limits::new(&config));
-        let metrics = Arc::new(crate::metrics::Metrics::new(&config));
+        let metrics = Arc::new(Metrics::new(&config));
         let leaves = interception(&config)?;
         let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
         let stack =
@@ -60,19 +63,49 @@ impl App {
         &self.limits
     }
 
-    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// Serves until `shutdown` resolves, then drains.
+    ///
+    /// The admin listener stops with the proxy but not before it: while the proxy drains,
+    /// `/readyz` answers 503 and `/metrics` still shows the drain. Both run in this one future
+    /// (no detached tasks), so dropping it stops everything.
     pub async fn serve(
         self,
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let draining = Arc::new(AtomicBool::new(false));
+        let shutdown = {
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                draining.store(true, Ordering::Relaxed);
+            }
+        };
         let server = self.config.server;
-        let (stack, connect) = (self.stack, self.connect);
-        crate::proxy::serve(listeners.proxy, stack, connect, server, shutdown).await
+        let proxy =
+            crate::proxy::serve(listeners.proxy, self.stack, self.connect, server, shutdown);
+        let Some(admin_listener) = listeners.admin else {
+            return proxy.await;
+        };
+        if let Ok(addr) = admin_listener.local_addr() {
+            tracing::info!(%addr, "admin listener started");
+        }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = Admin::new(self.metrics, self.limits, draining);
+        let admin = crate::admin::serve(admin_listener, admin, async move {
+            let _ = admin_stopped.await;
+        });
+        let proxy = async move {
+            let result = proxy.await;
+            let _ = stop_admin.send(());
+            result
+        };
+        let (proxy, admin) = tokio::join!(proxy, admin);
+        proxy.and(admin)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// pacer keeps a load test inside a SaaS API's rate limits: it queues, paces and retries
 /// requests so the API sees traffic it accepts, and the load tool sees slower 200s instead of 429s.
@@ -14,8 +14,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log line format: `text` for people, `json` (one object per line) for log pipelines.
+    #[arg(long, global = true, env = "PACER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +128,9 @@ impl Command {
                         None => None,
                     },
                 };
-                tracing::info!(listen = %config.listen, "pacer proxy started");
+                // The bound address, not the configured one: with port 0 it says which port.
+                let listen = listeners.proxy.local_addr().unwrap_or(config.listen);
+                tracing::info!(%listen, "pacer proxy started");
                 crate::app::run(listeners, config, crate::shutdown::signal()).await?;
                 Ok(())
             }
@@ -184,12 +196,27 @@ impl CaCommand {
     }
 }
 
-/// Sets up logging to stderr with a RUST_LOG-style filter.
-pub fn init_tracing(filter: &str) {
+/// Sets up logging to stderr with a RUST_LOG-style filter, as text or JSON lines.
+///
+/// No log line at any level carries a credential: pacer's own events never record request
+/// headers, bodies, queries or key material, and its dependencies' events (hyper, rustls) do
+/// not either; `tests/logs.rs` checks this with every target at `trace`.
+pub fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    // Colour only on a terminal: escape codes in a log file break grep and log shippers.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

@@ -94,6 +94,12 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// Parses `N/s`, `N/min` or `N/h` exactly as the config file does (the admin API's live
+    /// changes use it, so a rate means the same everywhere). The error says how to write one.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        validate::parse_rate(text)
+    }
+
     pub fn per_second(&self) -> f64 {
         self.count as f64 / self.per.as_secs_f64()
     }

@@ -15,12 +15,15 @@
 //! - [`tls`]: pacer's own CA (load or create) and the leaf certificates it signs for CONNECT.
 //! - [`route`]: `(method, path)` to the route and the limits it passes.
 //! - [`shape`]: the [`shape::Limiter`] trait and the in-memory limiter.
+//! - [`metrics`]: the Prometheus series; [`proxy::observe`] counts every answer clients get.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` and live limit changes.
 //! - [`config`]: YAML to validated types; every error names the field path and line.
 //! - [`error`]: the request path's error type; status, code and retryability live on it.
 //! - [`mock`]: a Genesys-like API that enforces the platform's limits, for rehearsals and tests.
 //! - [`cli`]: the command line; `main.rs` only parses it and maps errors to exit codes.
 //! - [`shutdown`]: the drain signal shared by listeners.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -8,7 +8,7 @@ use pacer::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    pacer::cli::init_tracing(&cli.log);
+    pacer::cli::init_tracing(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,38 +1,304 @@
-//! Metrics: the registry and the named series. (Interface; the Prometheus implementation
-//! follows.) Layers call these methods; names and labels are a contract with dashboards.
+//! Metrics: the registry and the named series. Layers call the methods below; names and labels
+//! are a contract with dashboards (`examples/grafana/pacer-dashboard.json`) and alerts.
 //!
 //! Labels stay bounded whatever the traffic: `route` is the route's pattern from the config (or
 //! `unmatched`), `limit` and `upstream` are config names, `method` is a standard method or
 //! `other`, and `status` is a number. Tokens, client ips and header keys are never labels.
+//!
+//! The request path never looks a series up by its label strings: every handle for a route,
+//! limit or upstream is resolved here at construction and indexed by the config's own indices
+//! (`labels.rs` explains the status cache). Series with bounded labels are created up front, so
+//! they export 0 before the first event and `rate()` sees the first increment. Gauges describing
+//! a limit's live state are read from [`Limiter::state`](crate::shape::Limiter::state) at scrape
+//! time (`scrape.rs`) instead of being kept up to date on every request.
+
+mod labels;
+mod scrape;
 
 use std::time::Duration;
 
 use http::Method;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 
+use self::labels::{method_index, ReasonCounters, StatusCounters, METHODS};
 use crate::config::Config;
+use crate::retry::RetryReason;
 
-/// Every series pacer exports.
-pub struct Metrics {}
+pub use self::scrape::CONTENT_TYPE;
+
+/// The `route` label of requests on no configured route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// `pacer_rejected_total` reasons, created up front for every limit.
+pub const REJECT_REASONS: [&str; 4] = ["queue_full", "queue_timeout", "rate_limited", "gave_up"];
+
+/// Client-facing and upstream latency: a fast API answers in tens of milliseconds, a queued or
+/// retried request can take a minute.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Queue waits: most are zero or a token interval; `queue.max_wait` defaults to 60 s.
+const WAIT_BUCKETS: [f64; 15] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
+
+/// Every series pacer exports. Build one per process from the config, share it as
+/// `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    /// Indexed by route index; the last entry is `unmatched`.
+    routes: Vec<RouteSeries>,
+    /// `[upstream index][route slot]`, route slots as in `routes`.
+    upstreams: Vec<Vec<UpstreamSeries>>,
+    /// Indexed by limit index.
+    limits: Vec<LimitSeries>,
+    gauges: scrape::Gauges,
+}
+
+struct RouteSeries {
+    label: String,
+    /// Indexed by [`method_index`].
+    requests: Vec<StatusCounters>,
+    duration: Histogram,
+    retries: ReasonCounters,
+}
+
+struct UpstreamSeries {
+    requests: StatusCounters,
+    throttled: IntCounter,
+    duration: Histogram,
+}
+
+struct LimitSeries {
+    rejected: ReasonCounters,
+    queue_wait: Histogram,
+}
+
+/// The labelled families, registered once.
+struct Families {
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_requests: IntCounterVec,
+    upstream_throttled: IntCounterVec,
+    upstream_duration: HistogramVec,
+    retries: IntCounterVec,
+    rejected: IntCounterVec,
+    queue_wait: HistogramVec,
+}
+
+// === impl Metrics ===
 
 impl Metrics {
-    pub fn new(_config: &Config) -> Metrics {
-        Metrics {}
+    pub fn new(config: &Config) -> Metrics {
+        let registry = Registry::new();
+        let f = Families::new();
+        f.register(&registry);
+        let mut route_labels: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        route_labels.push(UNMATCHED);
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| f.upstream_series(&u.name, &route_labels))
+            .collect();
+        let limits = config
+            .limits
+            .iter()
+            .map(|l| LimitSeries {
+                rejected: ReasonCounters::new(&f.rejected, &l.name, &REJECT_REASONS),
+                queue_wait: f.queue_wait.with_label_values(&[&l.name]),
+            })
+            .collect();
+        Metrics {
+            routes: f.route_series(&route_labels),
+            upstreams,
+            limits,
+            gauges: scrape::Gauges::register(&registry, config),
+            registry,
+        }
     }
 
     /// A client-facing answer: `pacer_requests_total` and `pacer_request_duration_seconds`.
-    pub fn request(&self, _route: Option<usize>, _method: &Method, _status: u16, _took: Duration) {}
+    pub fn request(&self, route: Option<usize>, method: &Method, status: u16, took: Duration) {
+        let series = self.route(route);
+        series.requests[method_index(method)].inc(status);
+        series.duration.observe(took.as_secs_f64());
+    }
 
     /// An upstream attempt: `pacer_upstream_requests_total`, `pacer_upstream_duration_seconds`,
     /// and `pacer_upstream_throttled_total` when the status is 429.
-    pub fn upstream(&self, _upstream: usize, _route: Option<usize>, _status: u16, _took: Duration) {
+    pub fn upstream(&self, upstream: usize, route: Option<usize>, status: u16, took: Duration) {
+        let Some(per_route) = self.upstreams.get(upstream) else {
+            return;
+        };
+        let series = &per_route[self.route_slot(route)];
+        series.requests.inc(status);
+        series.duration.observe(took.as_secs_f64());
+        if status == 429 {
+            series.throttled.inc();
+        }
     }
 
     /// `pacer_retries_total{route,reason}`.
-    pub fn retry(&self, _route: Option<usize>, _reason: &'static str) {}
+    pub fn retry(&self, route: Option<usize>, reason: &'static str) {
+        self.route(route).retries.inc(reason);
+    }
 
     /// `pacer_rejected_total{limit,reason}`: queue_full, queue_timeout, rate_limited, gave_up.
-    pub fn rejected(&self, _limit: usize, _reason: &'static str) {}
+    pub fn rejected(&self, limit: usize, reason: &'static str) {
+        if let Some(l) = self.limits.get(limit) {
+            l.rejected.inc(reason);
+        }
+    }
 
     /// `pacer_queue_wait_seconds{limit}`.
-    pub fn queue_wait(&self, _limit: usize, _waited: Duration) {}
+    pub fn queue_wait(&self, limit: usize, waited: Duration) {
+        if let Some(l) = self.limits.get(limit) {
+            l.queue_wait.observe(waited.as_secs_f64());
+        }
+    }
+
+    /// The `route` label of a route index (`unmatched` for None), for log lines that should
+    /// name a route the way the metrics do.
+    pub fn route_label(&self, route: Option<usize>) -> &str {
+        &self.route(route).label
+    }
+
+    /// The registry, for callers that want to gather or add series of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// An index outside the config (a wiring bug) counts as `unmatched` rather than panicking
+    /// on a live request.
+    fn route_slot(&self, route: Option<usize>) -> usize {
+        let unmatched = self.routes.len() - 1;
+        route.filter(|&r| r < unmatched).unwrap_or(unmatched)
+    }
+
+    fn route(&self, route: Option<usize>) -> &RouteSeries {
+        &self.routes[self.route_slot(route)]
+    }
+}
+
+// === impl Families ===
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            requests: counter(
+                "pacer_requests_total",
+                "Answers pacer sent to clients, its own errors included.",
+                &["route", "method", "status"],
+            ),
+            request_duration: histogram(
+                "pacer_request_duration_seconds",
+                "Time from a client's request to the head of pacer's answer.",
+                &["route"],
+                &LATENCY_BUCKETS,
+            ),
+            upstream_requests: counter(
+                "pacer_upstream_requests_total",
+                "Attempts sent to an upstream API, by the status it answered.",
+                &["upstream", "route", "status"],
+            ),
+            upstream_throttled: counter(
+                "pacer_upstream_throttled_total",
+                "429 answers from an upstream API.",
+                &["upstream", "route"],
+            ),
+            upstream_duration: histogram(
+                "pacer_upstream_duration_seconds",
+                "Time from sending an attempt upstream to its response head.",
+                &["upstream", "route"],
+                &LATENCY_BUCKETS,
+            ),
+            retries: counter(
+                "pacer_retries_total",
+                "Requests pacer sent upstream again, by why.",
+                &["route", "reason"],
+            ),
+            rejected: counter(
+                "pacer_rejected_total",
+                "Requests a limit refused, by why.",
+                &["limit", "reason"],
+            ),
+            queue_wait: histogram(
+                "pacer_queue_wait_seconds",
+                "Time a request waited to pass a limit.",
+                &["limit"],
+                &WAIT_BUCKETS,
+            ),
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
+        for c in [
+            &self.requests,
+            &self.upstream_requests,
+            &self.upstream_throttled,
+            &self.retries,
+            &self.rejected,
+        ] {
+            register(registry, c.clone());
+        }
+        for h in [
+            &self.request_duration,
+            &self.upstream_duration,
+            &self.queue_wait,
+        ] {
+            register(registry, h.clone());
+        }
+    }
+
+    /// Per route slot (`unmatched` last): a status cache per method, the latency histogram,
+    /// and the retry reasons the retry layer knows.
+    fn route_series(&self, route_labels: &[&str]) -> Vec<RouteSeries> {
+        let retry_reasons: Vec<&'static str> =
+            RetryReason::ALL.iter().map(|r| r.as_str()).collect();
+        route_labels
+            .iter()
+            .map(|&route| RouteSeries {
+                label: route.to_owned(),
+                requests: METHODS
+                    .iter()
+                    .map(|m| StatusCounters::new(&self.requests, &[route, m]))
+                    .collect(),
+                duration: self.request_duration.with_label_values(&[route]),
+                retries: ReasonCounters::new(&self.retries, route, &retry_reasons),
+            })
+            .collect()
+    }
+
+    /// One upstream's series for every route slot: any route may go to any upstream.
+    fn upstream_series(&self, upstream: &str, route_labels: &[&str]) -> Vec<UpstreamSeries> {
+        route_labels
+            .iter()
+            .map(|&route| UpstreamSeries {
+                requests: StatusCounters::new(&self.upstream_requests, &[upstream, route]),
+                throttled: self
+                    .upstream_throttled
+                    .with_label_values(&[upstream, route]),
+                duration: self.upstream_duration.with_label_values(&[upstream, route]),
+            })
+            .collect()
+    }
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric definition")
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    HistogramVec::new(opts, labels).expect("a valid metric definition")
+}
+
+/// Registration fails only for a duplicate or malformed name: a bug in this file.
+fn register(registry: &Registry, c: impl prometheus::core::Collector + 'static) {
+    registry
+        .register(Box::new(c))
+        .expect("metric names are unique");
 }

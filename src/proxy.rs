@@ -3,6 +3,7 @@
 //!
 //! - `frontdoor.rs`: admission and target resolution.
 //! - `stack.rs`: the layer order, and why.
+//! - `observe.rs`: metrics and the log line for every answer the client sees.
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `tls_client.rs`: the upstream side.
 //! - `headers.rs`, `body.rs`: shared helpers.
@@ -17,6 +18,7 @@ pub mod forward;
 pub mod frontdoor;
 pub mod headers;
 mod intercept;
+pub mod observe;
 pub mod rescue;
 pub mod stack;
 mod tls_client;

@@ -179,3 +179,18 @@ retry:
         "POST is not retried on 5xx"
     );
 }
+
+#[tokio::test]
+async fn a_wait_past_the_queue_deadline_gives_up_with_the_platforms_429() {
+    // The platform asks for a wait of about 5 s; the route allows 1 s of waiting in all.
+    let mock = start_mock(platform(1, 5000, RetryAfterMode::Normal)).await;
+    let yaml = TOO_HIGH.replace("max_wait: 30s", "max_wait: 1s");
+    let pacer = start_pacer(&yaml, mock.addr).await;
+    let c = client();
+    let url = pacer.url("/api/v2/users");
+    assert_eq!(send(&c, with_token("GET", &url, Bytes::new())).await.0, 200);
+    let (status, headers, body) = send(&c, with_token("GET", &url, Bytes::new())).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["x-pacer-gave-up"], "deadline");
+    assert_eq!(json(&body)["code"], "too.many.requests.retry.after");
+}

@@ -36,11 +36,12 @@ routes:
 #[tokio::test]
 async fn queued_requests_leave_in_arrival_order() {
     let mock = open_mock().await;
-    let yaml = SLOW_LIMIT.replace("1/min", "20/s");
+    // A long max_wait, so the queued requests are not refused early while the rate is slow.
+    let yaml = SLOW_LIMIT.replace("max_wait: 60s", "max_wait: 1h");
     let (pacer, limits) = start_pacer_limits(&yaml, mock.addr).await;
     let c = client();
-    // The first takes the only token; each later one is sent once the previous is queued, so
-    // the arrival order is known.
+    // The first takes the only token for a minute; each later one is sent once the previous is
+    // queued, so the arrival order is known. Then the rate is raised and the queue drains.
     let first = get(&c, &pacer.url("/api/v2/users?n=0")).await;
     assert_eq!(first.0, 200);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -53,6 +54,14 @@ async fn queued_requests_leave_in_arrival_order() {
         });
         wait_for_limit(&limits, "slow", |s| s.queue_depth == n).await;
     }
+    let faster = pacer::shape::LimitUpdate {
+        rate: Some(pacer::config::Rate {
+            count: 50,
+            per: Duration::from_secs(1),
+        }),
+        ..Default::default()
+    };
+    limits.by_name("slow").unwrap().update(faster).unwrap();
     let mut order = Vec::new();
     for _ in 1..=5 {
         let (n, status) = rx.recv().await.unwrap();
@@ -215,5 +224,58 @@ routes:
     assert_eq!(
         stats["max_in_flight"], 1,
         "the concurrency cap held: {stats}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_while_in_flight_frees_its_slot() {
+    // The API is slow, so a request holds its slot long enough for its client to hang up.
+    let mock = start_mock(pacer::mock::MockConfig {
+        default_limit: None,
+        latency: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .await;
+    let yaml = "
+upstreams:
+  mock: { base_url: 'http://{mock}' }
+limits:
+  one: { concurrency: 1 }
+routes:
+  - { match: '* /api/v2/**', limits: [one] }
+";
+    let (pacer, limits) = start_pacer_limits(yaml, mock.addr).await;
+    let mut stream = tokio::net::TcpStream::connect(pacer.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    wait_for_limit(&limits, "one", |s| s.in_flight == 1).await;
+    drop(stream);
+    wait_for_limit(&limits, "one", |s| s.in_flight == 0).await;
+}
+
+#[tokio::test]
+async fn responses_that_queued_say_how_long() {
+    let mock = open_mock().await;
+    let yaml = SLOW_LIMIT.replace("1/min", "10/s");
+    let (pacer, _limits) = start_pacer_limits(&yaml, mock.addr).await;
+    let c = client();
+    let (_, first, _) = get(&c, &pacer.url("/api/v2/users")).await;
+    assert!(
+        !first.contains_key("x-pacer-queued-ms"),
+        "the first did not wait"
+    );
+    let (status, second, _) = get(&c, &pacer.url("/api/v2/users")).await;
+    assert_eq!(status, 200);
+    let ms: u64 = second["x-pacer-queued-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (20..=200).contains(&ms),
+        "waited about one 100 ms interval: {ms}"
     );
 }

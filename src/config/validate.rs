@@ -9,6 +9,8 @@ mod route;
 mod sections;
 mod upstream;
 
+pub(super) use self::limit::parse_rate;
+
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;

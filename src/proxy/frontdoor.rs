@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use super::body::Body;
 use super::client::UpstreamClient;
 use super::headers::wire_size;
+use super::observe::Routed;
 use crate::config::{Config, Server};
 use crate::error::Error;
 use crate::route::RouteTable;
@@ -132,10 +133,14 @@ impl Admission {
         }
         self.check_sizes(&req)?;
         let upstream = self.resolve(&req, &conn)?;
-        let route = self
-            .routes
-            .find(req.method(), req.uri().path())
-            .map(|(i, _)| i);
+        // The observe layer above has usually matched the route already.
+        let route = match req.extensions().get::<Routed>() {
+            Some(&Routed(route)) => route,
+            None => self
+                .routes
+                .find(req.method(), req.uri().path())
+                .map(|(i, _)| i),
+        };
         let limit = self.server.max_body_bytes;
         let (mut parts, incoming) = req.into_parts();
         parts.extensions.insert(Target {

@@ -24,6 +24,11 @@ struct ErrorBody<'a> {
     status: u16,
 }
 
+/// The `code` of an error response, in its extensions, so the request log line can say which
+/// of pacer's errors the client got without parsing the body.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
+
 /// Renders an error as the response the client sees.
 pub fn response(err: &Error) -> Response<Body> {
     let status = err.status();
@@ -35,6 +40,7 @@ pub fn response(err: &Error) -> Response<Body> {
     let json = serde_json::to_vec(&doc).expect("an error body always serialises");
     let mut res = Response::new(body::full(json));
     *res.status_mut() = status;
+    res.extensions_mut().insert(ErrorCode(err.code()));
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -1,15 +1,19 @@
 //! The one place the request stack is assembled, outermost first.
 //!
-//! 1. [`Rescue`]: every error below becomes exactly one JSON response. It is outermost so that
-//!    nothing (admission, limits, upstream failures, give-ups) can escape without an answer.
-//! 2. [`FrontDoor`]: proxy auth, size checks, target and route resolution. Before shaping, so a
+//! 1. [`Observe`]: counts and times every answer the client gets and writes the per-request
+//!    debug line. Outside `Rescue`, so pacer's own error answers are counted as sent; it matches
+//!    the route itself (the front door reuses the match) because it runs before admission.
+//! 2. [`Rescue`]: every error below becomes exactly one JSON response. Outermost but for
+//!    `Observe` (which cannot fail), so nothing (admission, limits, upstream failures, give-ups)
+//!    can escape without an answer.
+//! 3. [`FrontDoor`]: proxy auth, size checks, target and route resolution. Before shaping, so a
 //!    request pacer would refuse anyway never takes a place in a queue.
-//! 3. [`Retry`]: buffers the body for replay and re-sends on 429 (and allowed failures). Above
+//! 4. [`Retry`]: buffers the body for replay and re-sends on 429 (and allowed failures). Above
 //!    shaping, so every attempt passes the limits again and the API never sees more than the
 //!    limits allow; below rescue, so a give-up or a limit's refusal still becomes one answer.
-//! 4. [`Shape`]: waits for each of the route's limits in order, holding concurrency slots until
+//! 5. [`Shape`]: waits for each of the route's limits in order, holding concurrency slots until
 //!    the response body is done.
-//! 5. [`Forward`]: the pooled upstream client.
+//! 6. [`Forward`]: the pooled upstream client.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use hyper::body::Incoming;
 use super::body::Body;
 use super::forward::Forward;
 use super::frontdoor::{Admission, FrontDoor};
+use super::observe::Observe;
 use super::rescue::Rescue;
 use crate::config;
 use crate::metrics::Metrics;
@@ -27,7 +32,7 @@ use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
 
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
-pub type Stack = Rescue<FrontDoor<Retry<Shape<Forward>>>>;
+pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
 
 pub fn build(
     admission: Arc<Admission>,
@@ -35,11 +40,13 @@ pub fn build(
     metrics: Arc<Metrics>,
     retry: config::Retry,
 ) -> Stack {
+    let routes = admission.routes.clone();
     let forward = Forward::new(metrics.clone());
     let shape = Shape::new(limits.clone(), metrics.clone(), forward);
-    let retry = Retry::new(retry, limits, metrics, shape);
+    let retry = Retry::new(retry, limits, metrics.clone(), shape);
     let front = FrontDoor::new(admission, retry);
-    tower::Layer::layer(&super::rescue::RescueLayer, front)
+    let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);
+    Observe::new(rescue, metrics, routes)
 }
 
 /// Calls the stack once; the form hyper's `service_fn` wants.

@@ -1,24 +1,54 @@
-//! External tools some tests drive (curl, ...): skip loudly when missing, fail under CI.
+//! External tools some tests drive (promtool, prometheus). A missing tool skips the test with a
+//! loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI, where
+//! `.ci/run` installs the tools), so a broken install can never pass as a skip.
 
-/// Whether `cmd` can be run (found on PATH, or an existing path).
-pub fn available(cmd: &str) -> bool {
-    std::process::Command::new(cmd)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok()
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The tool's path on PATH, or None after saying loudly that the calling test is skipped.
+/// Panics instead when `PACER_REQUIRE_EXTERNAL=1`. `install` says how to get it.
+pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
+    if let Some(path) = find(name) {
+        return Some(path);
+    }
+    let msg = format!("`{name}` is not on PATH; install it with: {install}");
+    if required() {
+        panic!("{msg} (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
+    }
+    // Straight to the stderr handle rather than `eprintln!`, which the test harness captures
+    // and hides for a passing test: a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
+    );
+    None
 }
 
-/// True when `cmd` is there. When it is not: panics if `PACER_REQUIRE_EXTERNAL=1` (CI), else
-/// prints a loud notice and returns false so the caller can skip.
+/// Whether `cmd` is on PATH.
+pub fn available(cmd: &str) -> bool {
+    find(cmd).is_some()
+}
+
+/// [`tool`] for a Debian package named like the command (curl): true when it is there.
 pub fn require_or_skip(cmd: &str) -> bool {
-    if available(cmd) {
-        return true;
-    }
-    if std::env::var("PACER_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-        panic!("{cmd} is required (PACER_REQUIRE_EXTERNAL=1) but cannot be run");
-    }
-    eprintln!("\n!!!!! SKIPPED: {cmd} is not installed; this test did not run !!!!!\n");
-    false
+    tool(cmd, &format!("apt-get install -y {cmd}")).is_some()
+}
+
+/// How the tools these tests use are installed on Debian and Ubuntu.
+pub const PROMETHEUS_INSTALL: &str = "apt-get install -y prometheus";
+
+fn required() -> bool {
+    std::env::var("PACER_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+fn find(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -1,6 +1,8 @@
 //! In-process harness: the mock and pacer on port 0, a client, and small assertions.
 #![allow(dead_code)]
 
+pub mod external;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +139,33 @@ pub async fn wait_for_limit(
     );
 }
 
+/// Starts pacer with `yaml` (`{mock}` as in [`start_pacer`]) and an admin listener on port 0;
+/// returns the running proxy and the admin listener's address.
+pub async fn start_pacer_admin(yaml: &str, mock: SocketAddr) -> (Running, SocketAddr) {
+    let yaml = yaml.replace("{mock}", &mock.to_string());
+    let config = pacer::Config::parse(&yaml, std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{yaml}"));
+    start_pacer_with_admin(config).await
+}
+
+pub async fn start_pacer_with_admin(config: pacer::Config) -> (Running, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (tx, stop) = stop_pair();
+    let listeners = pacer::app::Listeners {
+        proxy: listener,
+        admin: Some(admin),
+    };
+    let task = tokio::spawn(pacer::app::run(listeners, config, stop));
+    let running = Running {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    };
+    (running, admin_addr)
+}
+
 /// The simplest config: one upstream, the mock, as the default.
 pub fn basic_config() -> &'static str {
     "upstreams:\n  mock:\n    base_url: http://{mock}\n    hosts: [api.test]\n"
@@ -227,7 +256,6 @@ fn response_complete(bytes: &[u8]) -> bool {
     }
 }
 
-pub mod external;
 pub mod tunnel;
 pub mod upstream;
 
