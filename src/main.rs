@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use pacer::cli::Cli;
 
+// mimalloc instead of the system allocator: the request path allocates many small, short-lived
+// objects (header maps, boxed futures, buffers) across worker threads, which glibc's malloc
+// serves with more locking and fragmentation; the pass-through benchmark measures the difference.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     pacer::cli::init_tracing(&cli.log, cli.log_format);

@@ -109,7 +109,31 @@ impl UpstreamClient {
         let (mut parts, incoming) = res.into_parts();
         let upgrading = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
         strip_hop_by_hop(&mut parts.headers, upgrading);
-        Ok(Response::from_parts(parts, body::boxed(incoming)))
+        let body = match small_body_len(&parts.headers) {
+            Some(_) if !upgrading => self.read_small(incoming).await?,
+            _ => body::boxed(incoming),
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Reads a small response body whole, so the client gets head and body in one write
+    /// instead of a head write now and a body write a moment later (as nginx's proxy buffering
+    /// does). API answers are mostly small JSON documents, so this halves the writes and wake-ups
+    /// on the client side for most requests.
+    async fn read_small(&self, incoming: hyper::body::Incoming) -> Result<Body, Error> {
+        use http_body_util::BodyExt;
+        match tokio::time::timeout(self.request_timeout, incoming.collect()).await {
+            Ok(Ok(collected)) => Ok(body::full(collected.to_bytes())),
+            Ok(Err(e)) => Err(Error::UpstreamUnreachable {
+                upstream: self.name.to_string(),
+                reason: format!("the response body broke off: {e}"),
+                sent: true,
+            }),
+            Err(_) => Err(Error::UpstreamTimeout {
+                upstream: self.name.to_string(),
+                timeout: self.request_timeout,
+            }),
+        }
     }
 
     /// Points the request at this upstream.
@@ -143,6 +167,18 @@ impl UpstreamClient {
             sent: !err.is_connect(),
         }
     }
+}
+
+/// Bodies up to this size with a declared length are read whole before answering.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// The declared length of a response body, when it is small enough to read whole.
+fn small_body_len(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n <= SMALL_BODY)
 }
 
 /// Whether a request asks to switch protocols (WebSocket and friends).

@@ -1,6 +1,6 @@
-//! External tools some tests drive (promtool, prometheus). A missing tool skips the test with a
-//! loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI, where
-//! `.ci/run` installs the tools), so a broken install can never pass as a skip.
+//! External tools some tests drive (promtool, prometheus, helm). A missing tool skips the test
+//! with a loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI,
+//! where `.ci/run` installs the tools), so a broken install can never pass as a skip.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,16 @@ pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
     if let Some(path) = find(name) {
         return Some(path);
     }
-    let msg = format!("`{name}` is not on PATH; install it with: {install}");
+    unavailable(&format!(
+        "`{name}` is not on PATH; install it with: {install}"
+    ));
+    None
+}
+
+/// For a tool reached another way than PATH (a launcher that fetches it on first use): says
+/// loudly that the calling test is skipped, and why (`msg`), so the caller can return. Panics
+/// instead when `PACER_REQUIRE_EXTERNAL=1`.
+pub fn unavailable(msg: &str) {
     if required() {
         panic!("{msg} (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
     }
@@ -21,7 +30,6 @@ pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
         std::io::stderr(),
         "\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
     );
-    None
 }
 
 /// Whether `cmd` is on PATH.
