@@ -32,6 +32,16 @@ pub fn unavailable(msg: &str) {
     );
 }
 
+/// Whether `cmd` is on PATH.
+pub fn available(cmd: &str) -> bool {
+    find(cmd).is_some()
+}
+
+/// [`tool`] for a Debian package named like the command (curl): true when it is there.
+pub fn require_or_skip(cmd: &str) -> bool {
+    tool(cmd, &format!("apt-get install -y {cmd}")).is_some()
+}
+
 /// How the tools these tests use are installed on Debian and Ubuntu.
 pub const PROMETHEUS_INSTALL: &str = "apt-get install -y prometheus";
 
