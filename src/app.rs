@@ -8,8 +8,10 @@ use tokio::net::TcpListener;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::proxy::connect::Connect;
 use crate::proxy::frontdoor::Admission;
 use crate::shape::layer::Limits;
+use crate::tls::{Ca, Leaves};
 
 /// The already-bound sockets pacer serves on. Binding is the caller's job, so tests can pass
 /// listeners on port 0 and the binary can report bind errors before anything starts.
@@ -34,6 +36,7 @@ pub struct App {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     stack: crate::proxy::stack::Stack,
+    connect: Arc<Connect>,
 }
 
 // === impl App ===
@@ -43,6 +46,8 @@ impl App {
         let admission = Arc::new(Admission::new(&config)?);
         let limits = Arc::new(Limits::new(&config));
         let metrics = Arc::new(Metrics::new(&config));
+        let leaves = interception(&config)?;
+        let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
         let stack =
             crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
         Ok(App {
@@ -50,6 +55,7 @@ impl App {
             limits,
             metrics,
             stack,
+            connect,
         })
     }
 
@@ -80,7 +86,8 @@ impl App {
             }
         };
         let server = self.config.server;
-        let proxy = crate::proxy::serve(listeners.proxy, self.stack, server, shutdown);
+        let proxy =
+            crate::proxy::serve(listeners.proxy, self.stack, self.connect, server, shutdown);
         let Some(admin_listener) = listeners.admin else {
             return proxy.await;
         };
@@ -100,6 +107,17 @@ impl App {
         let (proxy, admin) = tokio::join!(proxy, admin);
         proxy.and(admin)
     }
+}
+
+/// The CA that signs interception leaves, loaded (or created, on first start) when the config
+/// has an `intercept:` section.
+fn interception(config: &Config) -> anyhow::Result<Option<Arc<Leaves>>> {
+    let Some(files) = &config.intercept else {
+        return Ok(None);
+    };
+    let (ca, _) = Ca::load_or_create(files)?;
+    tracing::info!(cert = %files.ca_cert.display(), "TLS interception on");
+    Ok(Some(Arc::new(Leaves::new(ca)?)))
 }
 
 /// A short human summary of what a config sets up, for `pacer check`.

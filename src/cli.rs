@@ -53,6 +53,27 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage the CA pacer signs intercepted HTTPS with (the config's `intercept:` section).
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA files if they do not exist (the key readable by its owner only), and print
+    /// where they are.
+    Init {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the CA certificate (PEM), for `curl --cacert` or a Java truststore
+    /// (`keytool -importcert`).
+    Show {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -131,7 +152,47 @@ impl Command {
                 crate::mock::serve(listener, mock_config, crate::shutdown::signal()).await?;
                 Ok(())
             }
+            Command::Ca { command } => command.run(),
         }
+    }
+}
+
+// === impl CaCommand ===
+
+impl CaCommand {
+    fn run(self) -> Result<(), CliError> {
+        let (CaCommand::Init { config: path } | CaCommand::Show { config: path }) = &self;
+        let config = load_config(path)?;
+        let Some(files) = config.intercept else {
+            return Err(CliError::Usage(format!(
+                "{} has no intercept section (ca_cert, ca_key); add one to use a CA",
+                path.display()
+            )));
+        };
+        match self {
+            CaCommand::Init { .. } => {
+                let (_, origin) = crate::tls::Ca::load_or_create(&files)
+                    .map_err(|e| CliError::Runtime(e.into()))?;
+                let what = match origin {
+                    crate::tls::Origin::Created => "created",
+                    crate::tls::Origin::Loaded => "already present",
+                };
+                println!("CA certificate: {} ({what})", files.ca_cert.display());
+                println!("CA key:         {}", files.ca_key.display());
+            }
+            CaCommand::Show { .. } => {
+                if !files.ca_cert.exists() {
+                    return Err(CliError::Usage(format!(
+                        "{} does not exist yet; run `pacer ca init --config {}` first",
+                        files.ca_cert.display(),
+                        path.display()
+                    )));
+                }
+                let ca = crate::tls::Ca::load(&files).map_err(|e| CliError::Runtime(e.into()))?;
+                print!("{}", ca.cert_pem());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -34,6 +34,15 @@ pub enum Error {
     )]
     ForbiddenHost { host: String },
 
+    /// A CONNECT named an upstream's host but a port other than 443 or the upstream's own.
+    #[error("CONNECT to {host}:{port} is refused: pacer tunnels to port 443 or the upstream's own port only")]
+    ForbiddenPort { host: String, port: u16 },
+
+    /// A CONNECT to a host whose upstream is intercepted, but no `intercept:` section says which
+    /// CA to sign with.
+    #[error("CONNECT to {host} needs TLS interception, which is not configured; add an intercept section (ca_cert, ca_key) or set intercept: false on the upstream")]
+    InterceptNotConfigured { host: String },
+
     /// An origin-form request arrived but there is no default upstream to send it to.
     #[error("no default_upstream is configured, so origin-form requests have nowhere to go; send absolute-form requests or set default_upstream")]
     NoDefaultUpstream,
@@ -90,7 +99,10 @@ impl Error {
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            ForbiddenHost { .. } | NoDefaultUpstream => StatusCode::FORBIDDEN,
+            ForbiddenHost { .. }
+            | ForbiddenPort { .. }
+            | InterceptNotConfigured { .. }
+            | NoDefaultUpstream => StatusCode::FORBIDDEN,
             UpstreamUnreachable { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             QueueFull { .. } | QueueTimeout { .. } | RateLimited { .. } => {
@@ -109,6 +121,8 @@ impl Error {
             BodyTooLarge { .. } => "pacer.request.body_too_large",
             ProxyAuthRequired => "pacer.proxy.auth_required",
             ForbiddenHost { .. } => "pacer.host.forbidden",
+            ForbiddenPort { .. } => "pacer.connect.port_forbidden",
+            InterceptNotConfigured { .. } => "pacer.connect.intercept_unconfigured",
             NoDefaultUpstream => "pacer.upstream.no_default",
             UpstreamUnreachable { .. } => "pacer.upstream.unreachable",
             UpstreamTimeout { .. } => "pacer.upstream.timeout",

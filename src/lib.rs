@@ -9,6 +9,10 @@
 //!   place the tower stack is assembled ([`proxy::stack`]), with the reasons for its order.
 //!   - [`proxy::rescue`] is the only code that turns an [`error::Error`] into an HTTP response.
 //!   - [`proxy::client`] is the pooled upstream client (hyper-util over rustls).
+//!   - [`proxy::connect`] answers CONNECT: TLS interception with [`tls`] leaves (the requests
+//!     inside go through the same stack), blind tunnels, or 403; [`proxy::upgrade`] pipes
+//!     WebSocket upgrades.
+//! - [`tls`]: pacer's own CA (load or create) and the leaf certificates it signs for CONNECT.
 //! - [`route`]: `(method, path)` to the route and the limits it passes.
 //! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the
 //!   retry layer that pauses limit keys and re-sends.
@@ -33,6 +37,7 @@ pub mod retry;
 pub mod route;
 pub mod shape;
 pub mod shutdown;
+pub mod tls;
 
 pub use crate::config::Config;
 pub use crate::error::Error;

@@ -7,19 +7,27 @@
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `tls_client.rs`: the upstream side.
 //! - `headers.rs`, `body.rs`: shared helpers.
+//! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
+//!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
+//! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
 
 pub mod body;
 pub mod client;
+pub mod connect;
 pub mod forward;
 pub mod frontdoor;
 pub mod headers;
+mod intercept;
 pub mod observe;
 pub mod rescue;
 pub mod stack;
 mod tls_client;
+pub mod tunnel;
+pub mod upgrade;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request};
@@ -28,38 +36,52 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use self::connect::Connect;
 use self::frontdoor::ConnInfo;
 use self::stack::Stack;
+use self::tunnel::Tracker;
 use crate::config::Server;
-use crate::error::Error;
 
 /// How long a client may take to send a request head; slow-loris protection.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What every task serving a client holds: the services, and a [`Tracker`] that keeps the drain
+/// waiting for it (connections, and the tunnels and upgrades that outlive their request).
+#[derive(Clone)]
+pub(crate) struct Shared {
+    stack: Stack,
+    connect: Arc<Connect>,
+    server: Server,
+    tracker: Tracker,
+}
+
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for up to `server.drain_timeout`.
+/// for up to `server.drain_timeout`. CONNECT requests go to `connect`.
 pub async fn serve(
     listener: TcpListener,
     stack: Stack,
+    connect: Arc<Connect>,
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx`, so
-    // `done_rx` yields None once every connection has finished (the mini-redis pattern).
+    // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx` (in
+    // its Tracker), so `done_rx` yields None once every one has finished (the mini-redis
+    // pattern).
     let (drain_tx, drain_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let shared = Shared {
+        stack,
+        connect,
+        server,
+        tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let conn = connection(stream, peer, stack.clone(), server, drain_rx.clone());
-                    let done = done_tx.clone();
-                    tokio::spawn(async move {
-                        conn.await;
-                        drop(done);
-                    });
+                    tokio::spawn(connection(stream, peer, shared.clone()));
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -67,7 +89,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = drain_tx.send(true);
-    drop(done_tx);
+    drop(shared);
     tracing::info!("stopped accepting; draining in-flight requests");
     match tokio::time::timeout(server.drain_timeout, done_rx.recv()).await {
         Ok(_) => tracing::info!("drained"),
@@ -87,21 +109,24 @@ async fn accept_error(e: std::io::Error) {
 }
 
 /// Serves one client connection.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    stack: Stack,
-    server: Server,
-    mut drain: watch::Receiver<bool>,
-) {
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Shared) {
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(ConnInfo {
-            peer,
-            tunnel_upstream: None,
-        });
-        handle(stack.clone(), req)
-    });
+    let info = ConnInfo {
+        peer,
+        tunnel_upstream: None,
+    };
+    serve_http(TokioIo::new(stream), info, shared).await;
+}
+
+/// Serves HTTP/1.1 on a client connection: a plain one, or the inside of an intercepted CONNECT.
+async fn serve_http<I>(io: I, info: ConnInfo, shared: Shared)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let server = shared.server;
+    let tracker = shared.tracker.clone();
+    let service =
+        hyper::service::service_fn(move |req: Request<Incoming>| handle(shared.clone(), info, req));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -110,34 +135,32 @@ async fn connection(
         // pacer's JSON 431 instead of hyper's bare one.
         .max_buf_size((server.max_header_bytes * 2).max(16 * 1024))
         .max_headers(512);
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         res = conn.as_mut() => res,
-        _ = async { drain.wait_for(|d| *d).await.map(|_| ()) } => {
+        _ = tracker.draining() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }
 
 async fn handle(
-    stack: Stack,
-    req: Request<Incoming>,
+    shared: Shared,
+    info: ConnInfo,
+    mut req: Request<Incoming>,
 ) -> Result<http::Response<body::Body>, std::convert::Infallible> {
     if req.method() == Method::CONNECT {
-        return Ok(rescue::response(&Error::ForbiddenHost {
-            host: req
-                .uri()
-                .authority()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        }));
+        return Ok(connect::handle(shared, info, req).await);
     }
-    stack::call(stack, req).await
+    req.extensions_mut().insert(info);
+    if client::is_upgrade(req.headers()) {
+        // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
+        req.extensions_mut().insert(shared.tracker.clone());
+    }
+    stack::call(shared.stack, req).await
 }

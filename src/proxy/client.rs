@@ -90,9 +90,10 @@ impl UpstreamClient {
 
     /// Sends one request upstream and returns its response head with a streaming body.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
+        let upgrade = super::upgrade::Pending::take(&mut req);
         self.prepare(&mut req);
         let sent = tokio::time::timeout(self.request_timeout, self.client.request(req)).await;
-        let res = match sent {
+        let mut res = match sent {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => return Err(self.classify(e)),
             Err(_) => {
@@ -102,6 +103,9 @@ impl UpstreamClient {
                 })
             }
         };
+        if let Some(upgrade) = upgrade {
+            upgrade.on_response(&mut res);
+        }
         let (mut parts, incoming) = res.into_parts();
         let upgrading = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
         strip_hop_by_hop(&mut parts.headers, upgrading);

@@ -123,11 +123,15 @@ impl Admission {
 
     /// Checks the request and resolves its target, or says why it cannot be served.
     pub fn admit(&self, req: Request<Incoming>) -> Result<Request<Body>, Error> {
-        self.check_proxy_auth(&req)?;
-        self.check_sizes(&req)?;
         let conn = req.extensions().get::<ConnInfo>().copied().ok_or_else(|| {
             Error::BadRequest("request arrived without connection information".into())
         })?;
+        // Inside an intercepted tunnel the CONNECT was authenticated; clients send
+        // Proxy-Authorization to the proxy only, never inside the TLS they think is end to end.
+        if conn.tunnel_upstream.is_none() {
+            self.check_proxy_auth(&req)?;
+        }
+        self.check_sizes(&req)?;
         let upstream = self.resolve(&req, &conn)?;
         // The observe layer above has usually matched the route already.
         let route = match req.extensions().get::<Routed>() {
@@ -156,7 +160,8 @@ impl Admission {
         Ok(Request::from_parts(parts, body))
     }
 
-    fn check_proxy_auth<B>(&self, req: &Request<B>) -> Result<(), Error> {
+    /// Checks `Proxy-Authorization` when `proxy_auth` is configured; CONNECT uses it too.
+    pub fn check_proxy_auth<B>(&self, req: &Request<B>) -> Result<(), Error> {
         let Some(expected) = &self.proxy_auth else {
             return Ok(());
         };

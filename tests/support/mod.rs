@@ -255,3 +255,13 @@ fn response_complete(bytes: &[u8]) -> bool {
         None => false,
     }
 }
+
+pub mod tunnel;
+pub mod upstream;
+
+/// A fresh directory under the system temp dir, unique to the caller.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pacer-test-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
