@@ -8,6 +8,8 @@
 //! sample 200 and the mock never having throttled; a control run through pacer without limits
 //! shows that the same load does draw 429s. Plans with a body get a response assertion added
 //! (in a copy) that fails the sample unless the mock received the plan's body byte for byte.
+//! One run uses `https://` samplers: JMeter tunnels them with CONNECT, pacer intercepts them with
+//! a CA it makes in the run's scratch directory, and they are shaped like the plain ones.
 //!
 //! JMeter runs one at a time (its JVM start costs seconds); each run takes 5 to 10 s. Without
 //! JMeter the tests skip loudly, or fail under `PACER_REQUIRE_EXTERNAL=1`. `tests/jmeter/run.rs`
@@ -76,6 +78,8 @@ struct Run {
     props: &'static [(&'static str, &'static str)],
     /// Run a copy with the body assertion added (see `run::with_body_check`).
     body_check: bool,
+    /// `https://` samplers: JMeter opens CONNECT tunnels that pacer intercepts with its own CA.
+    https: bool,
 }
 
 /// Runs `r` through pacer in front of the limited mock. None when JMeter is missing (the skip
@@ -83,15 +87,25 @@ struct Run {
 async fn through_pacer(r: Run) -> Option<Outcome> {
     let tool = run::jmeter()?;
     let _alone = ONE_AT_A_TIME.lock().await;
-    let mut props = vec![("host", HOST), ("protocol", "http"), ("token", TOKEN)];
+    let protocol = if r.https { "https" } else { "http" };
+    let mut props = vec![("host", HOST), ("protocol", protocol), ("token", TOKEN)];
     props.extend_from_slice(r.props);
     let dir = run::scratch(r.name);
+    let mut pacer_yaml = r.pacer.to_owned();
+    if r.https {
+        // pacer makes its CA here on start; JMeter's HttpClient4 accepts any certificate.
+        let ca = |file: &str| dir.join(file).display().to_string();
+        let (cert, key) = (ca("pacer-ca.pem"), ca("pacer-ca-key.pem"));
+        pacer_yaml.push_str(&format!(
+            "intercept: {{ ca_cert: '{cert}', ca_key: '{key}' }}\n"
+        ));
+    }
     let plan = match r.body_check {
         true => run::with_body_check(&run::plan(r.plan), &props, &dir),
         false => run::plan(r.plan),
     };
     let mock = start_mock(MockConfig::from_yaml(MOCK).unwrap()).await;
-    let pacer = start_pacer(r.pacer, mock.addr).await;
+    let pacer = start_pacer(&pacer_yaml, mock.addr).await;
     let samples = run::run(&tool, &plan, pacer.addr, &props, &dir).await;
     let stats = mock_stats(&mock).await;
     Some(Outcome { samples, stats })
@@ -123,6 +137,7 @@ async fn poll_scripts_through_pacer_gets_only_200s() {
         pacer: SHAPED,
         props: POLL,
         body_check: false,
+        https: false,
     };
     let Some(o) = through_pacer(run).await else {
         return;
@@ -135,6 +150,28 @@ async fn poll_scripts_through_pacer_gets_only_200s() {
 }
 
 #[tokio::test]
+async fn https_samplers_are_intercepted_and_shaped_the_same() {
+    let run = Run {
+        name: "update-flow-https",
+        plan: "update-flow.jmx",
+        pacer: SHAPED,
+        props: &[("threads", "4"), ("loops", "3"), ("flowId", FLOW_ID)],
+        body_check: true,
+        https: true,
+    };
+    let Some(o) = through_pacer(run).await else {
+        return;
+    };
+    assert_all_ok(&o, "PUT /api/v2/flows/{flowId}", 12);
+    for s in &o.samples {
+        assert_eq!(s.url, format!("https://{HOST}/api/v2/flows/{FLOW_ID}"));
+        assert!(s.failure.is_empty(), "the body assertion failed: {s:?}");
+    }
+    let route = format!("PUT /api/v2/flows/{FLOW_ID}");
+    assert_eq!(o.stats["routes"][&route]["requests"], 12, "{}", o.stats);
+}
+
+#[tokio::test]
 async fn the_same_poll_without_limits_draws_429s() {
     let run = Run {
         name: "poll-unshaped",
@@ -142,6 +179,7 @@ async fn the_same_poll_without_limits_draws_429s() {
         pacer: UNSHAPED,
         props: POLL,
         body_check: false,
+        https: false,
     };
     let Some(o) = through_pacer(run).await else {
         return;
@@ -166,6 +204,7 @@ async fn update_flow_bodies_reach_the_api_unaltered() {
         pacer: SHAPED,
         props: &[("threads", "4"), ("loops", "3"), ("flowId", FLOW_ID)],
         body_check: true,
+        https: false,
     };
     let Some(o) = through_pacer(run).await else {
         return;
@@ -187,6 +226,7 @@ async fn analytics_queries_run_one_at_a_time_with_their_bodies() {
         pacer: SHAPED,
         props: &[("threads", "4"), ("loops", "2")],
         body_check: true,
+        https: false,
     };
     let Some(o) = through_pacer(run).await else {
         return;

@@ -1,6 +1,7 @@
-//! External tools some tests drive (promtool, prometheus, helm, JMeter). A missing tool skips the test
-//! with a loud message on a developer machine, and fails it when `PACER_REQUIRE_EXTERNAL=1` (CI,
-//! where `.ci/run` installs the tools), so a broken install can never pass as a skip.
+//! External tools some tests drive (promtool, prometheus, helm, curl, JMeter). A missing tool
+//! skips the test with a loud message on a developer machine, and fails it when
+//! `PACER_REQUIRE_EXTERNAL=1` (CI, where `.ci/run` installs the tools), so a broken install can
+//! never pass as a skip.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
