@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let yaml = format!(
         "upstreams:\n  mock: {{ base_url: 'http://{mock_addr}' }}\n\
-         limits:\n  per-token: {{ rate: 360/min, burst: 1, key: token, adaptive: true, queue: {{ max_wait: 120s }} }}\n\
+         limits:\n  per-token: {{ rate: 360/min, burst: 1, key: token, adaptive: true, queue: {{ max_wait: 600s }} }}\n\
          routes:\n  - {{ match: '* /api/v2/**', limits: [per-token] }}\n\
          retry: {{ max_attempts: 5, max_retry_after: 65s }}\n"
     );
@@ -68,14 +68,16 @@ async fn main() -> anyhow::Result<()> {
         "offering {rate}/s for {}s through pacer (platform allows 5/s)",
         run_for.as_secs()
     );
-    let results = offer(
-        &client,
-        &format!("http://{pacer_addr}/api/v2/users"),
-        rate,
-        run_for,
-    )
-    .await;
-    report(&client, mock_addr, &direct, &results).await
+    // Alongside the overload, a probe token at 1/s that never waits in pacer: the latency pacer
+    // adds to a request that passes straight through.
+    let through = format!("http://{pacer_addr}/api/v2/users");
+    let probe = tokio::spawn({
+        let (client, url) = (client.clone(), through.clone());
+        async move { offer_as(&client, &url, 1.0, run_for, "probe-token").await }
+    });
+    let results = offer(&client, &through, rate, run_for).await;
+    let probes = probe.await?;
+    report(&client, mock_addr, &direct, &results, &probes).await
 }
 
 struct Outcome {
@@ -121,6 +123,16 @@ async fn one(client: &HttpClient, url: &str, token: &str) -> Outcome {
 
 /// Open model: one request every 1/rate seconds, whatever the responses do.
 async fn offer(client: &HttpClient, url: &str, rate: f64, run_for: Duration) -> Vec<Outcome> {
+    offer_as(client, url, rate, run_for, "load-token").await
+}
+
+async fn offer_as(
+    client: &HttpClient,
+    url: &str,
+    rate: f64,
+    run_for: Duration,
+    token: &'static str,
+) -> Vec<Outcome> {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
@@ -128,9 +140,7 @@ async fn offer(client: &HttpClient, url: &str, rate: f64, run_for: Duration) -> 
     while start.elapsed() < run_for {
         tokio::time::sleep_until(start + interval * i).await;
         let (client, url) = (client.clone(), url.to_owned());
-        tasks.push(tokio::spawn(async move {
-            one(&client, &url, "load-token").await
-        }));
+        tasks.push(tokio::spawn(async move { one(&client, &url, token).await }));
         i += 1;
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -152,6 +162,7 @@ async fn report(
     mock: std::net::SocketAddr,
     direct: &[Duration],
     results: &[Outcome],
+    probes: &[Outcome],
 ) -> anyhow::Result<()> {
     let client_429 = results.iter().filter(|o| o.status == 429).count();
     let ok = results.iter().filter(|o| o.status == 200).count();
@@ -163,7 +174,7 @@ async fn report(
         serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
     let upstream = stats["requests_total"].as_u64().unwrap_or(0) as f64;
     let throttled = stats["throttled_total"].as_u64().unwrap_or(0) as f64;
-    let unwaited: Vec<Duration> = results
+    let unwaited: Vec<Duration> = probes
         .iter()
         .filter(|o| !o.waited && o.status == 200)
         .map(|o| o.took)
