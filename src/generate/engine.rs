@@ -1,0 +1,300 @@
+//! Running the phases: the open-model scheduler, the closed-model users, and the once-a-second
+//! ticker that feeds the progress line and the timeline.
+//!
+//! Phases follow each other on the clock: the next one starts when the previous one's time is
+//! up, while requests still in flight from it finish in the background (and count for it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::header::AUTHORIZATION;
+use http::Request;
+use http_body_util::Full;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::auth::Tokens;
+use super::client::HttpClient;
+use super::mix::Mix;
+use super::progress::Progress;
+use super::record::{ErrorKind, Outcome, Recorder, Stats};
+use super::report::{PhaseRun, Second};
+use super::scenario::{Load, Phase, Scenario};
+use super::schedule::Arrivals;
+
+/// The scheduler yields to the runtime after this many back-to-back sends, so that catching up
+/// after a stall cannot starve the tasks it spawned.
+const SEND_BATCH: u32 = 256;
+
+/// Everything the tasks of one run share.
+pub(super) struct Engine {
+    scenario: Scenario,
+    client: HttpClient,
+    tokens: Option<Tokens>,
+    mix: Mix,
+    pub recorder: Recorder,
+    /// Open-model requests in flight; an arrival that finds none free is dropped.
+    slots: Arc<Semaphore>,
+    /// Requests started since the last tick.
+    sent: AtomicU64,
+}
+
+/// What [`Engine::run`] hands back besides the recorder's counts.
+pub(super) struct Run {
+    pub elapsed: Duration,
+    pub phases: Vec<PhaseRun>,
+    pub timeline: Vec<Second>,
+}
+
+// === impl Engine ===
+
+impl Engine {
+    pub fn new(scenario: Scenario, client: HttpClient, tokens: Option<Tokens>) -> Engine {
+        let weights: Vec<u32> = scenario.requests.iter().map(|r| r.weight).collect();
+        let recorder = Recorder::new(scenario.requests.len(), scenario.phases.len());
+        Engine {
+            mix: Mix::new(&weights),
+            recorder,
+            slots: Arc::new(Semaphore::new(scenario.max_in_flight)),
+            sent: AtomicU64::new(0),
+            scenario,
+            client,
+            tokens,
+        }
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Runs every phase, then waits for the requests still in flight (each is bounded by the
+    /// scenario's timeout).
+    pub async fn run(self: &Arc<Self>, progress: Progress) -> Run {
+        let start = Instant::now();
+        let (stop, stopped) = oneshot::channel();
+        let ticker = tokio::spawn(self.clone().tick(start, progress, stopped));
+        let mut users = JoinSet::new();
+        let mut phases = Vec::with_capacity(self.scenario.phases.len());
+        let mut phase_start = start;
+        for (index, phase) in self.scenario.phases.iter().enumerate() {
+            let run = match phase.load {
+                Load::Open { rate, to } => self.open(index, phase, rate, to, phase_start).await,
+                Load::Closed { users: n, think } => {
+                    self.closed(index, phase, n, think, phase_start, &mut users)
+                        .await
+                }
+            };
+            phase_start += run.elapsed;
+            phases.push(run);
+        }
+        let elapsed = phase_start - start;
+        while users.join_next().await.is_some() {}
+        let all = self.scenario.max_in_flight as u32;
+        drop(self.slots.acquire_many(all).await);
+        let _ = stop.send(());
+        let timeline = ticker.await.unwrap_or_default();
+        Run {
+            elapsed,
+            phases,
+            timeline,
+        }
+    }
+
+    /// The open model: sends each arrival at its time, whatever the responses do.
+    async fn open(
+        self: &Arc<Self>,
+        phase: usize,
+        spec: &Phase,
+        rate: f64,
+        to: f64,
+        start: Instant,
+    ) -> PhaseRun {
+        let arrivals = Arrivals::new(rate, to, spec.duration);
+        let mut lag = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+        let mut k = 0;
+        while k < arrivals.count() {
+            let due = start + arrivals.offset(k);
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
+            let now = Instant::now();
+            let mut batch = 0;
+            while k < arrivals.count() && batch < SEND_BATCH {
+                let due = start + arrivals.offset(k);
+                if due > now {
+                    break;
+                }
+                let _ = lag.record((now - due).as_micros() as u64);
+                self.dispatch(phase, k as usize, due);
+                (k, batch) = (k + 1, batch + 1);
+            }
+            if batch == SEND_BATCH {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Late sends stretch the phase, so a scheduler that fell behind shows a lower rate.
+        let late = Instant::now().saturating_duration_since(start + spec.duration);
+        let elapsed = spec.duration + late;
+        tokio::time::sleep_until(start + spec.duration).await;
+        PhaseRun {
+            elapsed,
+            arrivals_sent: arrivals.count(),
+            lag_us: Some(lag),
+        }
+    }
+
+    /// Starts one open-model request on its own task, or counts it dropped when every slot is
+    /// taken.
+    fn dispatch(self: &Arc<Self>, phase: usize, k: usize, due: Instant) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let request = self.mix.pick();
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            let dropped = Outcome::Error(ErrorKind::Dropped);
+            self.recorder
+                .record(k, request, phase, dropped, Duration::ZERO);
+            return;
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.send(request, phase, k, due).await;
+            drop(slot);
+        });
+    }
+
+    /// The closed model: `users` loops of request, answer, think. Starts are spread over one
+    /// think time, so users do not march in lockstep from the first second.
+    async fn closed(
+        self: &Arc<Self>,
+        phase: usize,
+        spec: &Phase,
+        users: u32,
+        think: Duration,
+        start: Instant,
+        tasks: &mut JoinSet<()>,
+    ) -> PhaseRun {
+        let end = start + spec.duration;
+        for user in 0..users {
+            let first = start + think.mul_f64(f64::from(user) / f64::from(users));
+            tasks.spawn(self.clone().user(user as usize, phase, first, end, think));
+        }
+        tokio::time::sleep_until(end).await;
+        PhaseRun {
+            elapsed: spec.duration,
+            arrivals_sent: 0,
+            lag_us: None,
+        }
+    }
+
+    async fn user(
+        self: Arc<Self>,
+        user: usize,
+        phase: usize,
+        first: Instant,
+        end: Instant,
+        think: Duration,
+    ) {
+        tokio::time::sleep_until(first).await;
+        while Instant::now() < end {
+            let request = self.mix.pick();
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            self.send(request, phase, user, Instant::now()).await;
+            if !think.is_zero() {
+                tokio::time::sleep_until((Instant::now() + think).min(end)).await;
+            }
+        }
+    }
+
+    /// Sends request `index` and records the outcome, with latency counted from `since`.
+    async fn send(&self, index: usize, phase: usize, shard: usize, since: Instant) {
+        let req = self.request(index);
+        let sent = tokio::time::timeout(self.scenario.timeout, self.client.send(req)).await;
+        let outcome = match sent {
+            Ok(Ok(status)) => Outcome::Status(status.as_u16()),
+            Ok(Err(kind)) => Outcome::Error(kind),
+            Err(_) => Outcome::Error(ErrorKind::Timeout),
+        };
+        let latency = Instant::now().saturating_duration_since(since);
+        self.recorder.record(shard, index, phase, outcome, latency);
+    }
+
+    fn request(&self, index: usize) -> Request<Full<Bytes>> {
+        let spec = &self.scenario.requests[index];
+        let mut req = Request::new(Full::new(spec.body.clone()));
+        *req.method_mut() = spec.method.clone();
+        *req.uri_mut() = spec.uri.clone();
+        *req.headers_mut() = spec.headers.clone();
+        if let Some(tokens) = &self.tokens {
+            req.headers_mut().insert(AUTHORIZATION, tokens.header());
+        }
+        req
+    }
+
+    /// Once a second: one timeline entry and a progress update; a last one when stopped.
+    async fn tick(
+        self: Arc<Self>,
+        start: Instant,
+        progress: Progress,
+        mut stopped: oneshot::Receiver<()>,
+    ) -> Vec<Second> {
+        let second = Duration::from_secs(1);
+        let mut every = tokio::time::interval_at(start + second, second);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut timeline, mut interval, mut cumulative) =
+            (Vec::new(), Stats::default(), Stats::default());
+        let mut last = start;
+        loop {
+            let done = tokio::select! {
+                _ = every.tick() => false,
+                _ = &mut stopped => true,
+            };
+            let now = Instant::now();
+            self.recorder.take_interval(&mut interval);
+            let span = now.saturating_duration_since(last);
+            let entry = self.second(&interval, now - start, span);
+            cumulative.add(&interval);
+            let phase = self.phase_at(now - start);
+            progress.update(
+                now - start,
+                phase,
+                entry.completed as f64 / span.as_secs_f64().max(1e-3),
+                &cumulative,
+            );
+            timeline.push(entry);
+            last = now;
+            if done {
+                progress.finish();
+                return timeline;
+            }
+        }
+    }
+
+    fn second(&self, interval: &Stats, at: Duration, span: Duration) -> Second {
+        Second {
+            t: at.as_secs_f64(),
+            span_s: span.as_secs_f64(),
+            sent: self.sent.swap(0, Ordering::Relaxed),
+            completed: interval.requests(),
+            status: interval.status.clone(),
+            errors: interval.error_count(),
+            p50_ms: interval.quantile_ms(0.5),
+            p99_ms: interval.quantile_ms(0.99),
+            max_ms: interval.max_ms(),
+        }
+    }
+
+    /// The name of the phase running `elapsed` into the run.
+    fn phase_at(&self, elapsed: Duration) -> &str {
+        let mut end = Duration::ZERO;
+        for phase in &self.scenario.phases {
+            end += phase.duration;
+            if elapsed < end {
+                return &phase.name;
+            }
+        }
+        "finishing"
+    }
+}
