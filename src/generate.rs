@@ -20,6 +20,8 @@ mod auth;
 mod client;
 mod engine;
 pub mod html;
+mod lanes;
+mod link;
 mod mix;
 mod progress;
 pub mod record;
@@ -65,7 +67,8 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, Genera
         Some(auth) => Some(auth::Tokens::start(auth, &client).await?),
         None => None,
     };
-    let engine = Arc::new(engine::Engine::new(scenario, client, tokens));
+    let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout)?;
+    let engine = Arc::new(engine::Engine::new(scenario, connector, tokens));
     let progress = progress::Progress::new(engine.scenario().duration(), options.progress);
     let run = engine.run(progress).await;
     let totals = engine.recorder.totals();

@@ -1,5 +1,6 @@
-//! The generator's HTTP client: hyper-util's pooled legacy client over rustls (webpki roots),
-//! sending either straight to the target or through a forward proxy.
+//! The generator's connections: a connector over rustls (webpki roots) that reaches the target
+//! either straight or through a forward proxy, and hyper-util's pooled legacy client on top of
+//! it for the OAuth token requests. Load requests use the same connector through [`super::link`].
 //!
 //! Through a proxy, `http://` requests go to the proxy in absolute-form (`GET http://host/path`)
 //! on pooled keep-alive connections, which is how pacer (or any forward proxy) reads them;
@@ -22,7 +23,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::record::ErrorKind;
 use crate::BoxError;
 
 /// Idle pooled connections are closed after this; below common server idle timeouts.
@@ -58,18 +58,6 @@ impl HttpClient {
         Ok(HttpClient { inner })
     }
 
-    /// Sends `req` and reads the whole response, discarding the body (so the connection goes
-    /// back to the pool). Latency so measured runs to the response's last byte.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<StatusCode, ErrorKind> {
-        let res = self.inner.request(req).await.map_err(classify)?;
-        let status = res.status();
-        let mut body = res.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|_| ErrorKind::Io)?;
-        }
-        Ok(status)
-    }
-
     /// Sends `req` and keeps the body (up to 1 MiB), for the token endpoint.
     pub async fn fetch(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), BoxError> {
         let res = self.inner.request(req).await?;
@@ -79,13 +67,6 @@ impl HttpClient {
             .await?
             .to_bytes();
         Ok((status, body))
-    }
-}
-
-fn classify(err: hyper_util::client::legacy::Error) -> ErrorKind {
-    match err.is_connect() {
-        true => ErrorKind::Connect,
-        false => ErrorKind::Io,
     }
 }
 
@@ -119,7 +100,7 @@ struct Via {
 }
 
 impl Connector {
-    fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<Connector, ClientError> {
+    pub fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<Connector, ClientError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

@@ -8,17 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::header::AUTHORIZATION;
-use http::Request;
-use http_body_util::Full;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::auth::Tokens;
-use super::client::HttpClient;
+use super::client::Connector;
+use super::lanes::{Job, Lanes};
+use super::link::{exchange, Link, Prepared};
 use super::mix::Mix;
 use super::progress::Progress;
 use super::record::{ErrorKind, Outcome, Recorder, Stats};
@@ -33,12 +31,14 @@ const SEND_BATCH: u32 = 256;
 /// Everything the tasks of one run share.
 pub(super) struct Engine {
     scenario: Scenario,
-    client: HttpClient,
+    connector: Connector,
+    /// The scenario's requests, ready to send.
+    prepared: Vec<Prepared>,
     tokens: Option<Tokens>,
     mix: Mix,
     pub recorder: Recorder,
-    /// Open-model requests in flight; an arrival that finds none free is dropped.
-    slots: Arc<Semaphore>,
+    /// Open-model connections; an arrival that finds all busy is dropped.
+    lanes: Lanes,
     /// Requests started since the last tick.
     sent: AtomicU64,
 }
@@ -53,16 +53,17 @@ pub(super) struct Run {
 // === impl Engine ===
 
 impl Engine {
-    pub fn new(scenario: Scenario, client: HttpClient, tokens: Option<Tokens>) -> Engine {
+    pub fn new(scenario: Scenario, connector: Connector, tokens: Option<Tokens>) -> Engine {
         let weights: Vec<u32> = scenario.requests.iter().map(|r| r.weight).collect();
         let recorder = Recorder::new(scenario.requests.len(), scenario.phases.len());
         Engine {
             mix: Mix::new(&weights),
             recorder,
-            slots: Arc::new(Semaphore::new(scenario.max_in_flight)),
+            prepared: scenario.requests.iter().map(Prepared::new).collect(),
+            lanes: Lanes::new(scenario.max_in_flight),
             sent: AtomicU64::new(0),
             scenario,
-            client,
+            connector,
             tokens,
         }
     }
@@ -93,8 +94,7 @@ impl Engine {
         }
         let elapsed = phase_start - start;
         while users.join_next().await.is_some() {}
-        let all = self.scenario.max_in_flight as u32;
-        drop(self.slots.acquire_many(all).await);
+        self.lanes.close().await;
         let _ = stop.send(());
         let timeline = ticker.await.unwrap_or_default();
         Run {
@@ -147,22 +147,21 @@ impl Engine {
         }
     }
 
-    /// Starts one open-model request on its own task, or counts it dropped when every slot is
-    /// taken.
-    fn dispatch(self: &Arc<Self>, phase: usize, k: usize, due: Instant) {
+    /// Hands one open-model arrival to a lane, or counts it dropped when every lane is busy.
+    fn dispatch(self: &Arc<Self>, phase: usize, seq: usize, due: Instant) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let request = self.mix.pick();
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+        let job = Job {
+            request,
+            phase,
+            seq,
+            due,
+        };
+        if let Err(job) = self.lanes.dispatch(self, job) {
             let dropped = Outcome::Error(ErrorKind::Dropped);
             self.recorder
-                .record(k, request, phase, dropped, Duration::ZERO);
-            return;
-        };
-        let me = self.clone();
-        tokio::spawn(async move {
-            me.send(request, phase, k, due).await;
-            drop(slot);
-        });
+                .record(job.seq, job.request, job.phase, dropped, Duration::ZERO);
+        }
     }
 
     /// The closed model: `users` loops of request, answer, think. Starts are spread over one
@@ -198,39 +197,39 @@ impl Engine {
         think: Duration,
     ) {
         tokio::time::sleep_until(first).await;
+        // One user, one keep-alive connection, like one of wrk's connections.
+        let mut link: Option<Link> = None;
         while Instant::now() < end {
             let request = self.mix.pick();
             self.sent.fetch_add(1, Ordering::Relaxed);
-            self.send(request, phase, user, Instant::now()).await;
+            self.send(&mut link, request, phase, user, Instant::now())
+                .await;
             if !think.is_zero() {
-                tokio::time::sleep_until((Instant::now() + think).min(end)).await;
+                let rest = tokio::time::sleep_until((Instant::now() + think).min(end));
+                match &mut link {
+                    Some(l) => l.idle(rest).await,
+                    None => rest.await,
+                }
             }
         }
     }
 
-    /// Sends request `index` and records the outcome, with latency counted from `since`.
-    async fn send(&self, index: usize, phase: usize, shard: usize, since: Instant) {
-        let req = self.request(index);
-        let sent = tokio::time::timeout(self.scenario.timeout, self.client.send(req)).await;
-        let outcome = match sent {
-            Ok(Ok(status)) => Outcome::Status(status.as_u16()),
-            Ok(Err(kind)) => Outcome::Error(kind),
-            Err(_) => Outcome::Error(ErrorKind::Timeout),
-        };
+    /// Sends request `index` on `link` and records the outcome, with latency counted from
+    /// `since`.
+    pub async fn send(
+        &self,
+        link: &mut Option<Link>,
+        index: usize,
+        phase: usize,
+        shard: usize,
+        since: Instant,
+    ) {
+        let auth = self.tokens.as_ref().map(Tokens::header);
+        let prepared = &self.prepared[index];
+        let timeout = self.scenario.timeout;
+        let outcome = exchange(link, &self.connector, prepared, auth.as_ref(), timeout).await;
         let latency = Instant::now().saturating_duration_since(since);
         self.recorder.record(shard, index, phase, outcome, latency);
-    }
-
-    fn request(&self, index: usize) -> Request<Full<Bytes>> {
-        let spec = &self.scenario.requests[index];
-        let mut req = Request::new(Full::new(spec.body.clone()));
-        *req.method_mut() = spec.method.clone();
-        *req.uri_mut() = spec.uri.clone();
-        *req.headers_mut() = spec.headers.clone();
-        if let Some(tokens) = &self.tokens {
-            req.headers_mut().insert(AUTHORIZATION, tokens.header());
-        }
-        req
     }
 
     /// Once a second: one timeline entry and a progress update; a last one when stopped.

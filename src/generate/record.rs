@@ -44,9 +44,9 @@ pub struct Stats {
 
 /// One shard: everything recorded by the tasks that picked it.
 struct Shard {
-    total: Stats,
-    by_request: Vec<Stats>,
-    by_phase: Vec<Stats>,
+    /// One cell per request and phase (`request * phases + phase`): each request is recorded
+    /// once here, and the totals per request, per phase and overall are sums of cells.
+    cells: Vec<Stats>,
     /// Since the last tick.
     interval: Stats,
 }
@@ -61,6 +61,8 @@ pub struct Totals {
 /// Every shard; shared by all tasks of a run.
 pub struct Recorder {
     shards: Box<[Mutex<Shard>]>,
+    requests: usize,
+    phases: usize,
 }
 
 // === impl ErrorKind ===
@@ -156,14 +158,16 @@ impl Recorder {
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    total: Stats::default(),
-                    by_request: vec![Stats::default(); requests],
-                    by_phase: vec![Stats::default(); phases],
+                    cells: vec![Stats::default(); requests * phases],
                     interval: Stats::default(),
                 })
             })
             .collect();
-        Recorder { shards }
+        Recorder {
+            shards,
+            requests,
+            phases,
+        }
     }
 
     /// Records one request. `shard` is any number that tends to differ between tasks.
@@ -179,9 +183,7 @@ impl Recorder {
         let mut s = self.shards[shard % self.shards.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        s.total.record(outcome, us);
-        s.by_request[request].record(outcome, us);
-        s.by_phase[phase].record(outcome, us);
+        s.cells[request * self.phases + phase].record(outcome, us);
         s.interval.record(outcome, us);
     }
 
@@ -197,28 +199,22 @@ impl Recorder {
 
     /// Everything recorded, merged.
     pub fn totals(&self) -> Totals {
-        let mut totals: Option<Totals> = None;
+        let mut cells = vec![Stats::default(); self.requests * self.phases];
         for shard in self.shards.iter() {
             let s = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(t) = &mut totals else {
-                totals = Some(Totals {
-                    total: s.total.clone(),
-                    by_request: s.by_request.clone(),
-                    by_phase: s.by_phase.clone(),
-                });
-                continue;
-            };
-            t.total.add(&s.total);
-            t.by_request
-                .iter_mut()
-                .zip(&s.by_request)
-                .for_each(|(a, b)| a.add(b));
-            t.by_phase
-                .iter_mut()
-                .zip(&s.by_phase)
-                .for_each(|(a, b)| a.add(b));
+            cells.iter_mut().zip(&s.cells).for_each(|(a, b)| a.add(b));
         }
-        totals.expect("a recorder has at least one shard")
+        let mut totals = Totals {
+            total: Stats::default(),
+            by_request: vec![Stats::default(); self.requests],
+            by_phase: vec![Stats::default(); self.phases],
+        };
+        for (i, cell) in cells.iter().enumerate() {
+            totals.total.add(cell);
+            totals.by_request[i / self.phases].add(cell);
+            totals.by_phase[i % self.phases].add(cell);
+        }
+        totals
     }
 }
 
