@@ -28,6 +28,7 @@ pub mod record;
 pub mod report;
 pub mod scenario;
 mod schedule;
+mod workers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub enum GenerateError {
     Client(#[from] ClientError),
     #[error("OAuth: {0}")]
     Auth(#[from] AuthError),
+    #[error("cannot start the generator's threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Runs `scenario` to the end and reports what happened.
@@ -68,7 +71,8 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, Genera
         None => None,
     };
     let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout)?;
-    let engine = Arc::new(engine::Engine::new(scenario, connector, tokens));
+    let workers = workers::Workers::start().map_err(GenerateError::Threads)?;
+    let engine = Arc::new(engine::Engine::new(scenario, connector, tokens, workers));
     let progress = progress::Progress::new(engine.scenario().duration(), options.progress);
     let run = engine.run(progress).await;
     let totals = engine.recorder.totals();

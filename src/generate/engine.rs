@@ -23,6 +23,7 @@ use super::record::{ErrorKind, Outcome, Recorder, Stats};
 use super::report::{PhaseRun, Second};
 use super::scenario::{Load, Phase, Scenario};
 use super::schedule::Arrivals;
+use super::workers::Workers;
 
 /// The scheduler yields to the runtime after this many back-to-back sends, so that catching up
 /// after a stall cannot starve the tasks it spawned.
@@ -39,6 +40,8 @@ pub(super) struct Engine {
     pub recorder: Recorder,
     /// Open-model connections; an arrival that finds all busy is dropped.
     lanes: Lanes,
+    /// Where users and lanes run.
+    workers: Workers,
     /// Requests started since the last tick.
     sent: AtomicU64,
 }
@@ -53,7 +56,12 @@ pub(super) struct Run {
 // === impl Engine ===
 
 impl Engine {
-    pub fn new(scenario: Scenario, connector: Connector, tokens: Option<Tokens>) -> Engine {
+    pub fn new(
+        scenario: Scenario,
+        connector: Connector,
+        tokens: Option<Tokens>,
+        workers: Workers,
+    ) -> Engine {
         let weights: Vec<u32> = scenario.requests.iter().map(|r| r.weight).collect();
         let recorder = Recorder::new(scenario.requests.len(), scenario.phases.len());
         Engine {
@@ -65,7 +73,12 @@ impl Engine {
             scenario,
             connector,
             tokens,
+            workers,
         }
+    }
+
+    pub fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     pub fn scenario(&self) -> &Scenario {
@@ -178,7 +191,8 @@ impl Engine {
         let end = start + spec.duration;
         for user in 0..users {
             let first = start + think.mul_f64(f64::from(user) / f64::from(users));
-            tasks.spawn(self.clone().user(user as usize, phase, first, end, think));
+            let handle = self.workers.handle(user as usize);
+            tasks.spawn_on(self.clone().user(user as usize, phase, first, end, think), handle);
         }
         tokio::time::sleep_until(end).await;
         PhaseRun {

@@ -63,7 +63,7 @@ impl Lanes {
         let lane = senders.len();
         senders.push(tx);
         let run = lane_loop(engine.clone(), lane, self.idle.clone(), job, rx);
-        lock(&self.tasks).spawn(run);
+        lock(&self.tasks).spawn_on(run, engine.workers().handle(lane));
         Ok(())
     }
 
