@@ -38,8 +38,9 @@ pub(super) struct Engine {
     tokens: Option<Tokens>,
     mix: Mix,
     pub recorder: Recorder,
-    /// Open-model connections; an arrival that finds all busy is dropped.
-    lanes: Lanes,
+    /// Open-model connections, one set per worker thread, `max_in_flight` split between them;
+    /// an arrival that finds all of its thread's busy is dropped.
+    lanes: Vec<Lanes>,
     /// Where users and lanes run.
     workers: Workers,
     /// Requests started since the last tick.
@@ -68,17 +69,15 @@ impl Engine {
             mix: Mix::new(&weights),
             recorder,
             prepared: scenario.requests.iter().map(Prepared::new).collect(),
-            lanes: Lanes::new(scenario.max_in_flight),
+            lanes: (0..workers.count())
+                .map(|_| Lanes::new(scenario.max_in_flight.div_ceil(workers.count())))
+                .collect(),
             sent: AtomicU64::new(0),
             scenario,
             connector,
             tokens,
             workers,
         }
-    }
-
-    pub fn workers(&self) -> &Workers {
-        &self.workers
     }
 
     pub fn scenario(&self) -> &Scenario {
@@ -107,7 +106,9 @@ impl Engine {
         }
         let elapsed = phase_start - start;
         while users.join_next().await.is_some() {}
-        self.lanes.close().await;
+        for lanes in &self.lanes {
+            lanes.close().await;
+        }
         let _ = stop.send(());
         let timeline = ticker.await.unwrap_or_default();
         Run {
@@ -117,7 +118,9 @@ impl Engine {
         }
     }
 
-    /// The open model: sends each arrival at its time, whatever the responses do.
+    /// The open model: sends each arrival at its time, whatever the responses do. Every
+    /// worker thread schedules its share of the arrivals (every n-th, so together they are the
+    /// whole sequence) and hands them to its own lanes: no arrival crosses threads.
     async fn open(
         self: &Arc<Self>,
         phase: usize,
@@ -127,41 +130,66 @@ impl Engine {
         start: Instant,
     ) -> PhaseRun {
         let arrivals = Arrivals::new(rate, to, spec.duration);
+        let shards = self.workers.count();
+        let mut schedulers = JoinSet::new();
+        for shard in 0..shards {
+            let run = self.clone().schedule(phase, arrivals, start, shard, shards);
+            schedulers.spawn_on(run, self.workers.handle(shard));
+        }
         let mut lag = Histogram::<u64>::new(3).expect("3 significant figures is valid");
-        let mut k = 0;
-        while k < arrivals.count() {
+        while let Some(done) = schedulers.join_next().await {
+            if let Ok(shard_lag) = done {
+                let _ = lag.add(&shard_lag);
+            }
+        }
+        // Late sends stretch the phase, so a scheduler that fell behind shows a lower rate.
+        let late = Instant::now().saturating_duration_since(start + spec.duration);
+        tokio::time::sleep_until(start + spec.duration).await;
+        PhaseRun {
+            elapsed: spec.duration + late,
+            arrivals_sent: arrivals.count(),
+            lag_us: Some(lag),
+        }
+    }
+
+    /// One worker's share of an open phase: arrivals `shard`, `shard + shards`, ... Sleeps until
+    /// the next is due, then sends every one that is; returns how late each was sent.
+    async fn schedule(
+        self: Arc<Self>,
+        phase: usize,
+        arrivals: Arrivals,
+        start: Instant,
+        shard: usize,
+        shards: usize,
+    ) -> Histogram<u64> {
+        let mut lag = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+        let (count, step) = (arrivals.count(), shards as u64);
+        let mut k = shard as u64;
+        while k < count {
             let due = start + arrivals.offset(k);
             if due > Instant::now() {
                 tokio::time::sleep_until(due).await;
             }
             let now = Instant::now();
             let mut batch = 0;
-            while k < arrivals.count() && batch < SEND_BATCH {
+            while k < count && batch < SEND_BATCH {
                 let due = start + arrivals.offset(k);
                 if due > now {
                     break;
                 }
                 let _ = lag.record((now - due).as_micros() as u64);
-                self.dispatch(phase, k as usize, due);
-                (k, batch) = (k + 1, batch + 1);
+                self.dispatch(phase, shard, k as usize, due);
+                (k, batch) = (k + step, batch + 1);
             }
             if batch == SEND_BATCH {
                 tokio::task::yield_now().await;
             }
         }
-        // Late sends stretch the phase, so a scheduler that fell behind shows a lower rate.
-        let late = Instant::now().saturating_duration_since(start + spec.duration);
-        let elapsed = spec.duration + late;
-        tokio::time::sleep_until(start + spec.duration).await;
-        PhaseRun {
-            elapsed,
-            arrivals_sent: arrivals.count(),
-            lag_us: Some(lag),
-        }
+        lag
     }
 
     /// Hands one open-model arrival to a lane, or counts it dropped when every lane is busy.
-    fn dispatch(self: &Arc<Self>, phase: usize, seq: usize, due: Instant) {
+    fn dispatch(self: &Arc<Self>, phase: usize, shard: usize, seq: usize, due: Instant) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let request = self.mix.pick();
         let job = Job {
@@ -170,7 +198,7 @@ impl Engine {
             seq,
             due,
         };
-        if let Err(job) = self.lanes.dispatch(self, job) {
+        if let Err(job) = self.lanes[shard].dispatch(self, job) {
             let dropped = Outcome::Error(ErrorKind::Dropped);
             self.recorder
                 .record(job.seq, job.request, job.phase, dropped, Duration::ZERO);

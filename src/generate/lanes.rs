@@ -63,7 +63,8 @@ impl Lanes {
         let lane = senders.len();
         senders.push(tx);
         let run = lane_loop(engine.clone(), lane, self.idle.clone(), job, rx);
-        lock(&self.tasks).spawn_on(run, engine.workers().handle(lane));
+        // On the caller's runtime: the scheduler of this thread's share of arrivals.
+        lock(&self.tasks).spawn(run);
         Ok(())
     }
 

@@ -41,7 +41,11 @@ impl Workers {
         })
     }
 
-    /// The runtime for the `i`th user or lane.
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The runtime for the `i`th user or scheduler.
     pub fn handle(&self, i: usize) -> &Handle {
         &self.handles[i % self.handles.len()]
     }
