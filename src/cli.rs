@@ -165,6 +165,11 @@ impl Command {
                     duration,
                     ..Default::default()
                 };
+                eprintln!(
+                    "pacer demo: the mock API and pacer on loopback; the same load twice, {:?} each \
+                     (straight at the mock, then through pacer)",
+                    options.duration
+                );
                 let demo = crate::demo::run(&options).await?;
                 print!("{}", demo.table());
                 Ok(())

@@ -222,7 +222,7 @@ impl Demo {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "mock API: {} requests per {:?} per token, 429 + Retry-After beyond (like the platform's 300/min)",
+            "mock API: {} requests per {:?} per token, then 429 + Retry-After (the platform does this with 300 per 60s)",
             o.window.requests, o.window.window
         );
         let _ = writeln!(

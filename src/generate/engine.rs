@@ -38,8 +38,9 @@ pub(super) struct Engine {
     tokens: Option<Tokens>,
     mix: Mix,
     pub recorder: Recorder,
-    /// Open-model connections, one set per worker thread, `max_in_flight` split between them;
-    /// an arrival that finds all of its thread's busy is dropped.
+    /// Open-model connections, one set per worker thread (fewer when `max_in_flight` is
+    /// smaller than the threads), `max_in_flight` split between them; an arrival that finds
+    /// all of its thread's busy is dropped.
     lanes: Vec<Lanes>,
     /// Where users and lanes run.
     workers: Workers,
@@ -69,8 +70,9 @@ impl Engine {
             mix: Mix::new(&weights),
             recorder,
             prepared: scenario.requests.iter().map(Prepared::new).collect(),
-            lanes: (0..workers.count())
-                .map(|_| Lanes::new(scenario.max_in_flight.div_ceil(workers.count())))
+            lanes: split(scenario.max_in_flight, workers.count())
+                .into_iter()
+                .map(Lanes::new)
                 .collect(),
             sent: AtomicU64::new(0),
             scenario,
@@ -130,7 +132,7 @@ impl Engine {
         start: Instant,
     ) -> PhaseRun {
         let arrivals = Arrivals::new(rate, to, spec.duration);
-        let shards = self.workers.count();
+        let shards = self.lanes.len();
         let mut schedulers = JoinSet::new();
         for shard in 0..shards {
             let run = self.clone().schedule(phase, arrivals, start, shard, shards);
@@ -337,5 +339,23 @@ impl Engine {
             }
         }
         "finishing"
+    }
+}
+
+/// `total` split into at most `parts` shares that differ by at most one, none of them zero.
+fn split(total: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.min(total).max(1);
+    (0..parts)
+        .map(|i| total / parts + usize::from(i < total % parts))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn in_flight_splits_without_empty_shares() {
+        assert_eq!(super::split(1000, 2), [500, 500]);
+        assert_eq!(super::split(5, 2), [3, 2]);
+        assert_eq!(super::split(1, 2), [1]);
     }
 }
