@@ -5,16 +5,20 @@
 //! [`Report`] with status counts, errors and HDR latency quantiles overall, per request name,
 //! per phase and per second.
 //!
-//! - Open model: one scheduler computes every arrival's intended start from its index
-//!   ([`schedule`]) and hands due arrivals to tasks; latency counts from the intended start, so
-//!   a slow target cannot make the generator politely wait (no coordinated omission). In-flight
-//!   requests are capped by `max_in_flight`; an arrival over the cap is counted as `dropped`.
-//! - Closed model: each user sends, waits for the answer, thinks, and goes again.
-//! - OAuth: one token for the run, renewed by one task before expiry ([`auth`]).
+//! - Open model: every arrival's intended start is computed from its index (`schedule`); each
+//!   worker thread sends its share of them on schedule to its lanes (`lanes`), one keep-alive
+//!   connection each. Latency counts from the intended start, so a slow target cannot make the
+//!   generator politely wait (no coordinated omission). In-flight requests are capped by
+//!   `max_in_flight`; an arrival over the cap is not sent and counts as `dropped`.
+//! - Closed model: each user sends on its own connection, waits for the answer, thinks, and
+//!   goes again.
+//! - OAuth: one token for the run, renewed by one task before expiry (`auth`).
 //!
-//! Module map: [`scenario`] (YAML), `schedule`, `engine` (phases, users, ticker), `client`
-//! (hyper-util over rustls, proxy-aware), `auth`, `mix`, [`record`] (sharded counters),
-//! [`report`] (JSON and the summary table), [`html`], `progress`.
+//! Module map: [`scenario`] (YAML), `schedule`, `engine` (phases, users, schedulers, ticker),
+//! `workers` (a runtime per core), `lanes`, `link` (a connection driven by the task that sends
+//! on it), `client` (the proxy-aware rustls connector; hyper-util's pooled client for OAuth),
+//! `auth`, `mix`, [`record`] (sharded counters), [`report`] (JSON and the summary table),
+//! [`html`], `progress`.
 
 mod auth;
 mod client;

@@ -1,5 +1,6 @@
-//! Running the phases: the open-model scheduler, the closed-model users, and the once-a-second
-//! ticker that feeds the progress line and the timeline.
+//! Running the phases: the open-model schedulers, the closed-model users, and the once-a-second
+//! ticker that feeds the progress line and the timeline. Users and schedulers run on the
+//! per-core runtimes of [`Workers`]; the phase sequence and the ticker on the caller's.
 //!
 //! Phases follow each other on the clock: the next one starts when the previous one's time is
 //! up, while requests still in flight from it finish in the background (and count for it).
@@ -25,8 +26,8 @@ use super::scenario::{Load, Phase, Scenario};
 use super::schedule::Arrivals;
 use super::workers::Workers;
 
-/// The scheduler yields to the runtime after this many back-to-back sends, so that catching up
-/// after a stall cannot starve the tasks it spawned.
+/// A scheduler yields to its runtime after this many back-to-back sends, so that catching up
+/// after a stall cannot starve the lanes on the same thread.
 const SEND_BATCH: u32 = 256;
 
 /// Everything the tasks of one run share.
@@ -222,7 +223,10 @@ impl Engine {
         for user in 0..users {
             let first = start + think.mul_f64(f64::from(user) / f64::from(users));
             let handle = self.workers.handle(user as usize);
-            tasks.spawn_on(self.clone().user(user as usize, phase, first, end, think), handle);
+            tasks.spawn_on(
+                self.clone().user(user as usize, phase, first, end, think),
+                handle,
+            );
         }
         tokio::time::sleep_until(end).await;
         PhaseRun {
