@@ -218,66 +218,76 @@ impl Demo {
     /// The side-by-side table the demo prints.
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
-        let o = &self.options;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "mock API: {} requests per {:?} per token, then 429 + Retry-After (the platform does this with 300 per 60s)",
-            o.window.requests, o.window.window
-        );
-        let _ = writeln!(
-            out,
-            "pacer:    per-token limit {:.0}/s (10% headroom), queueing",
-            self.pacer_rate
-        );
-        let _ = writeln!(
-            out,
-            "load:     {}/s for {:?}, open model, one OAuth token\n",
-            o.rate, o.duration
-        );
-        let (d, p) = (&self.direct, &self.through_pacer);
-        let (dr, pr) = (&d.report.total, &p.report.total);
+        let mut out = self.setup();
         let _ = writeln!(out, "{:<30} {:>14} {:>14}", "", "direct", "through pacer");
-        let mut row = |label: &str, a: String, b: String| {
-            let _ = writeln!(out, "{label:<30} {a:>14} {b:>14}");
-        };
-        row(
-            "requests sent",
-            dr.requests.to_string(),
-            pr.requests.to_string(),
-        );
-        row(
-            "200 OK",
-            dr.status_count(200).to_string(),
-            pr.status_count(200).to_string(),
-        );
-        row(
-            "429 seen by the client",
-            dr.status_count(429).to_string(),
-            pr.status_count(429).to_string(),
-        );
-        row("errors", dr.errors.to_string(), pr.errors.to_string());
-        row(
-            "requests reaching the API",
-            d.upstream_requests.to_string(),
-            p.upstream_requests.to_string(),
-        );
-        row(
-            "429s from the API",
-            d.upstream_429.to_string(),
-            p.upstream_429.to_string(),
-        );
-        let ms = |v: f64| format!("{v:.1}");
-        row(
-            "p50 latency ms",
-            ms(dr.latency_ms.p50),
-            ms(pr.latency_ms.p50),
-        );
-        row(
-            "p99 latency ms",
-            ms(dr.latency_ms.p99),
-            ms(pr.latency_ms.p99),
+        for (label, direct, paced) in self.rows() {
+            let _ = writeln!(out, "{label:<30} {direct:>14} {paced:>14}");
+        }
+        let (direct, paced) = (&self.direct.report.total, &self.through_pacer.report.total);
+        let _ = writeln!(
+            out,
+            "\nThrough pacer the load tool saw {} 429s instead of {}: requests over the limit\n\
+             waited in pacer's queue (hence the latency) and reached the API when it would accept them.",
+            paced.status_count(429),
+            direct.status_count(429)
         );
         out
+    }
+
+    /// What ran: the mock's limit, pacer's, and the load.
+    fn setup(&self) -> String {
+        let o = &self.options;
+        format!(
+            "mock API: {} requests per {:?} per token, then 429 + Retry-After \
+             (the platform does this with 300 per 60s)\n\
+             pacer:    per-token limit {:.0}/s (10% headroom), queueing\n\
+             load:     {}/s for {:?}, open model, one OAuth token\n\n",
+            o.window.requests, o.window.window, self.pacer_rate, o.rate, o.duration
+        )
+    }
+
+    /// Label, direct, through pacer.
+    fn rows(&self) -> Vec<(&'static str, String, String)> {
+        let (d, p) = (&self.direct, &self.through_pacer);
+        let (dr, pr) = (&d.report.total, &p.report.total);
+        let ms = |v: f64| format!("{v:.1}");
+        vec![
+            (
+                "requests sent",
+                dr.requests.to_string(),
+                pr.requests.to_string(),
+            ),
+            (
+                "200 OK",
+                dr.status_count(200).to_string(),
+                pr.status_count(200).to_string(),
+            ),
+            (
+                "429 seen by the client",
+                dr.status_count(429).to_string(),
+                pr.status_count(429).to_string(),
+            ),
+            ("errors", dr.errors.to_string(), pr.errors.to_string()),
+            (
+                "requests reaching the API",
+                d.upstream_requests.to_string(),
+                p.upstream_requests.to_string(),
+            ),
+            (
+                "429s from the API",
+                d.upstream_429.to_string(),
+                p.upstream_429.to_string(),
+            ),
+            (
+                "p50 latency ms",
+                ms(dr.latency_ms.p50),
+                ms(pr.latency_ms.p50),
+            ),
+            (
+                "p99 latency ms",
+                ms(dr.latency_ms.p99),
+                ms(pr.latency_ms.p99),
+            ),
+        ]
     }
 }

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
 use super::record::{Stats, Totals};
-use super::scenario::{Load, Scenario};
+use super::scenario::{Load, Phase, Scenario};
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -161,6 +161,35 @@ impl Latency {
     }
 }
 
+// === impl PhaseSummary ===
+
+impl PhaseSummary {
+    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun) -> PhaseSummary {
+        let duration_s = phase.duration.as_secs_f64();
+        let summary = Summary::new(stats, duration_s);
+        match phase.load {
+            Load::Open { rate, to } => PhaseSummary {
+                summary,
+                model: "open",
+                duration_s,
+                target_rps: Some((rate + to) / 2.0),
+                achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
+                schedule_lag_ms: run.lag_us.as_ref().map(Latency::of),
+                users: None,
+            },
+            Load::Closed { users, .. } => PhaseSummary {
+                summary,
+                model: "closed",
+                duration_s,
+                target_rps: None,
+                achieved_rps: None,
+                schedule_lag_ms: None,
+                users: Some(users),
+            },
+        }
+    }
+}
+
 // === impl Report ===
 
 impl Report {
@@ -185,31 +214,7 @@ impl Report {
             .iter()
             .zip(&totals.by_phase)
             .zip(runs)
-            .map(|((phase, stats), run)| {
-                let dur = phase.duration.as_secs_f64();
-                let summary = Summary::new(stats, dur);
-                let phase_summary = match phase.load {
-                    Load::Open { rate, to } => PhaseSummary {
-                        summary,
-                        model: "open",
-                        duration_s: dur,
-                        target_rps: Some((rate + to) / 2.0),
-                        achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
-                        schedule_lag_ms: run.lag_us.as_ref().map(Latency::of),
-                        users: None,
-                    },
-                    Load::Closed { users, .. } => PhaseSummary {
-                        summary,
-                        model: "closed",
-                        duration_s: dur,
-                        target_rps: None,
-                        achieved_rps: None,
-                        schedule_lag_ms: None,
-                        users: Some(users),
-                    },
-                };
-                (phase.name.clone(), phase_summary)
-            })
+            .map(|((phase, stats), run)| (phase.name.clone(), PhaseSummary::new(phase, stats, run)))
             .collect();
         Report {
             target: scenario.target.to_string(),
