@@ -310,7 +310,10 @@ impl Engine {
                 entry.completed as f64 / span.as_secs_f64().max(1e-3),
                 &cumulative,
             );
-            timeline.push(entry);
+            // The stop often lands just after a tick; an empty sliver would only draw a dip.
+            if !(done && entry.sent == 0 && entry.completed == 0) {
+                timeline.push(entry);
+            }
             last = now;
             if done {
                 progress.finish();
