@@ -310,9 +310,11 @@ impl Engine {
                 entry.completed as f64 / span.as_secs_f64().max(1e-3),
                 &cumulative,
             );
-            // The stop often lands just after a tick; an empty sliver would only draw a dip.
-            if !(done && entry.sent == 0 && entry.completed == 0) {
-                timeline.push(entry);
+            // The stop usually lands just after a tick: a sliver of a second would chart as a
+            // dip or a spike, so it joins the second before.
+            match timeline.last_mut() {
+                Some(last) if done && span < Duration::from_millis(500) => merge(last, entry),
+                _ => timeline.push(entry),
             }
             last = now;
             if done {
@@ -346,6 +348,19 @@ impl Engine {
             }
         }
         "finishing"
+    }
+}
+
+/// Adds a short last interval's counts to the second before it.
+fn merge(into: &mut Second, sliver: Second) {
+    into.t = sliver.t;
+    into.span_s += sliver.span_s;
+    into.sent += sliver.sent;
+    into.completed += sliver.completed;
+    into.errors += sliver.errors;
+    into.max_ms = into.max_ms.max(sliver.max_ms);
+    for (code, n) in sliver.status {
+        *into.status.entry(code).or_default() += n;
     }
 }
 

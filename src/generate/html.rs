@@ -271,15 +271,17 @@ impl Frame {
                 short(v)
             );
         }
-        for i in 0..=5 {
-            let t = self.x_max * f64::from(i) / 5.0;
+        // Whole seconds at a round step: 0s 1s 2s ..., or 0s 10s 20s ... on a long run.
+        let step = nice_ceiling(self.x_max / 8.0);
+        let mut t = 0.0;
+        while t <= self.x_max {
             let _ = writeln!(
                 svg,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}s</text>",
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{t:.0}s</text>",
                 self.x(t),
-                HEIGHT - 6.0,
-                t
+                HEIGHT - 6.0
             );
+            t += step;
         }
         svg
     }
