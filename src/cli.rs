@@ -58,6 +58,36 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Generate load from a scenario file (phases of open- or closed-model load, a weighted mix
+    /// of requests, optional OAuth), print a summary table, and write JSON and HTML reports.
+    /// See examples/scenarios/ for scenario files.
+    Generate {
+        /// The YAML scenario file.
+        #[arg(long, short)]
+        scenario: PathBuf,
+        /// Send every request through this forward proxy (pacer, or any other), e.g.
+        /// http://127.0.0.1:8080.
+        #[arg(long)]
+        proxy: Option<String>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the report as a self-contained HTML page with charts here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// See what pacer does, with nothing to set up: starts the mock API (with a scaled-down
+    /// rate limit) and pacer in front of it on free loopback ports, runs the same short load
+    /// straight at the mock and then through pacer, and prints both side by side.
+    Demo {
+        /// How long each of the two runs sends requests.
+        #[arg(long, default_value = "6s", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+    },
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +114,11 @@ pub enum CliError {
         path: PathBuf,
         errors: crate::config::ConfigErrors,
     },
+    #[error("invalid scenario {path}:\n{errors}")]
+    Scenario {
+        path: PathBuf,
+        errors: crate::config::ConfigErrors,
+    },
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -93,7 +128,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config { .. } | CliError::Usage(_) => 2,
+            CliError::Config { .. } | CliError::Scenario { .. } | CliError::Usage(_) => 2,
             CliError::Runtime(_) => 1,
         }
     }
@@ -153,8 +188,55 @@ impl Command {
                 Ok(())
             }
             Command::Ca { command } => command.run(),
+            Command::Generate {
+                scenario,
+                proxy,
+                out,
+                html,
+            } => generate(scenario, proxy, out, html).await,
+            Command::Demo { duration } => {
+                let options = crate::demo::DemoOptions {
+                    duration,
+                    ..Default::default()
+                };
+                eprintln!(
+                    "pacer demo: the mock API and pacer on loopback; the same load twice, {:?} each \
+                     (straight at the mock, then through pacer)",
+                    options.duration
+                );
+                let demo = crate::demo::run(&options).await?;
+                print!("{}", demo.table());
+                Ok(())
+            }
         }
     }
+}
+
+async fn generate(
+    path: PathBuf,
+    proxy: Option<String>,
+    out: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> Result<(), CliError> {
+    use crate::generate::{ClientError, GenerateError};
+    let scenario = crate::generate::Scenario::load(&path).map_err(|errors| CliError::Scenario {
+        path: path.clone(),
+        errors,
+    })?;
+    let options = crate::generate::Options {
+        proxy,
+        progress: true,
+    };
+    let report = match crate::generate::run(scenario, &options).await {
+        Ok(report) => report,
+        Err(e @ GenerateError::Client(ClientError::BadProxy(_))) => {
+            return Err(CliError::Usage(e.to_string()))
+        }
+        Err(e) => return Err(CliError::Runtime(e.into())),
+    };
+    print!("{}", report.table());
+    crate::generate::write_reports(&report, out.as_deref(), html.as_deref())?;
+    Ok(())
 }
 
 // === impl CaCommand ===

@@ -22,6 +22,8 @@
 //! - [`config`]: YAML to validated types; every error names the field path and line.
 //! - [`error`]: the request path's error type; status, code and retryability live on it.
 //! - [`mock`]: a Genesys-like API that enforces the platform's limits, for rehearsals and tests.
+//! - [`generate`]: the built-in load generator (open and closed model, OAuth, HDR reports).
+//! - [`demo`]: the mock, pacer and the generator in one process, side by side.
 //! - [`cli`]: the command line; `main.rs` only parses it and maps errors to exit codes.
 //! - [`shutdown`]: the drain signal shared by listeners.
 
@@ -29,7 +31,9 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
+pub mod generate;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;

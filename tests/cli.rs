@@ -69,7 +69,7 @@ fn usage_errors_exit_2_and_help_explains_the_commands() {
     let help = pacer(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for cmd in ["proxy", "check", "mock"] {
+    for cmd in ["proxy", "check", "mock", "generate", "demo"] {
         assert!(text.contains(cmd), "{text}");
     }
 }
@@ -81,4 +81,81 @@ fn a_taken_port_is_a_runtime_failure() {
     let out = pacer(&["mock", "--listen", &format!("127.0.0.1:{port}")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+}
+
+#[test]
+fn generate_refuses_a_bad_scenario_with_field_line_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("pacer-cli-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "target: http://127.0.0.1:9\nrequests: [{ path: /a }]\nphases:\n  - { duration: 1s, rate: fast }\n",
+    )
+    .unwrap();
+    let out = pacer(&["generate", "--scenario", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("phases[0].rate, line 4"), "{stderr}");
+    let out = pacer(&["generate", "--scenario", "/nonexistent/scenario.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn generate_runs_a_scenario_and_writes_reports() {
+    let dir = std::env::temp_dir().join(format!("pacer-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The mock runs on a thread of this test; its socket listens before the thread starts.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let config = pacer::mock::MockConfig::default();
+            let _ = pacer::mock::serve(listener, config, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let scenario = dir.join("s.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "target: http://127.0.0.1:{port}\nauth: {{ token_url: 'http://127.0.0.1:{port}/oauth/token', client_id: a, client_secret: b }}\n\
+             phases: [{{ name: quick, duration: 500ms, rate: 20/s }}]\nrequests: [{{ name: users, path: /api/v2/users }}]\n"
+        ),
+    )
+    .unwrap();
+    let (json, html) = (dir.join("r.json"), dir.join("r.html"));
+    let out = pacer(&[
+        "generate",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--out",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let _ = stop.send(());
+    server.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("request users"), "{stdout}");
+    assert!(stdout.contains("total"), "{stdout}");
+    assert!(std::fs::read_to_string(&json)
+        .unwrap()
+        .contains("\"latency_ms\""));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,0 +1,253 @@
+//! The generator's connections: a connector over rustls (webpki roots) that reaches the target
+//! either straight or through a forward proxy, and hyper-util's pooled legacy client on top of
+//! it for the OAuth token requests. Load requests use the same connector through [`super::link`].
+//!
+//! Through a proxy, `http://` requests go to the proxy in absolute-form (`GET http://host/path`)
+//! on pooled keep-alive connections, which is how pacer (or any forward proxy) reads them;
+//! `https://` requests open a `CONNECT` tunnel and speak TLS to the target inside it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::BoxError;
+
+/// Idle pooled connections are closed after this; below common server idle timeouts.
+const POOL_IDLE: Duration = Duration::from_secs(50);
+/// The largest response body kept by [`HttpClient::fetch`] (token responses).
+const MAX_KEPT_BODY: usize = 1 << 20;
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--proxy {0:?} must be an http:// URL with a host, e.g. http://127.0.0.1:8080")]
+    BadProxy(String),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A cheap-to-clone handle on one connection pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+}
+
+// === impl HttpClient ===
+
+impl HttpClient {
+    /// `proxy`, when given, is an `http://host:port` forward proxy every request goes through.
+    pub fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+        let connector = Connector::new(proxy, connect_timeout)?;
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(HttpClient { inner })
+    }
+
+    /// Sends `req` and keeps the body (up to 1 MiB), for the token endpoint.
+    pub async fn fetch(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), BoxError> {
+        let res = self.inner.request(req).await?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), MAX_KEPT_BODY)
+            .collect()
+            .await?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+// === impl Connector ===
+
+/// Opens connections to the target, or to the proxy for it.
+#[derive(Clone)]
+pub struct Connector {
+    direct: HttpsConnector<HttpConnector>,
+    via: Option<Via>,
+}
+
+/// Connectors through a forward proxy.
+#[derive(Clone)]
+struct Via {
+    proxy: Uri,
+    /// To the proxy itself, for absolute-form `http://` requests.
+    plain: HttpConnector,
+    /// `CONNECT` through the proxy, then TLS, for `https://` requests.
+    tunnel: HttpsConnector<Tunnel<HttpConnector>>,
+}
+
+impl Connector {
+    pub fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<Connector, ClientError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let tls = tls_config()?;
+        let direct = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http.clone());
+        let via = match proxy {
+            None => None,
+            Some(text) => {
+                let proxy = proxy_uri(text)?;
+                let tunnel = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(Tunnel::new(proxy.clone(), http.clone()));
+                Some(Via {
+                    proxy,
+                    plain: http,
+                    tunnel,
+                })
+            }
+        };
+        Ok(Connector { direct, via })
+    }
+}
+
+fn proxy_uri(text: &str) -> Result<Uri, ClientError> {
+    let bad = || ClientError::BadProxy(text.to_owned());
+    let uri: Uri = text.trim().parse().map_err(|_| bad())?;
+    let plain_http = uri.scheme_str() == Some("http");
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    match (plain_http, uri.host(), bare) {
+        (true, Some(h), true) if !h.is_empty() => Ok(uri),
+        _ => Err(bad()),
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+impl tower::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Every inner connector here (HttpConnector, and the TLS and tunnel wrappers around
+        // it) is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Connecting {
+        let https = dst.scheme_str() == Some("https");
+        match &mut self.via {
+            None => {
+                let connecting = self.direct.call(dst);
+                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+            }
+            Some(via) if https => {
+                let connecting = via.tunnel.call(dst);
+                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+            }
+            Some(via) => {
+                let connecting = via.plain.call(via.proxy.clone());
+                Box::pin(async move {
+                    let tcp = connecting.await?;
+                    // Marked as proxied, the pool sends requests in absolute-form.
+                    Ok(Conn::new(MaybeHttpsStream::Http(tcp), true))
+                })
+            }
+        }
+    }
+}
+
+// === impl Conn ===
+
+/// A connection to the target or to the proxy, plain or TLS.
+pub struct Conn {
+    io: MaybeHttpsStream<TokioIo<TcpStream>>,
+    proxied: bool,
+}
+
+impl Conn {
+    fn new(io: MaybeHttpsStream<TokioIo<TcpStream>>, proxied: bool) -> Conn {
+        Conn { io, proxied }
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls() {
+        assert!(proxy_uri("http://127.0.0.1:8080").is_ok());
+        assert!(proxy_uri("http://proxy.example.com:3128/").is_ok());
+        assert!(proxy_uri("https://127.0.0.1:8080").is_err());
+        assert!(proxy_uri("127.0.0.1:8080").is_err());
+        assert!(proxy_uri("http://127.0.0.1:8080/path").is_err());
+    }
+}

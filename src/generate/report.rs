@@ -1,0 +1,292 @@
+//! The report: what `--out` writes as JSON, what the summary table prints, what `--html` draws.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Serialize, Serializer};
+
+use super::record::{Stats, Totals};
+use super::scenario::{Load, Phase, Scenario};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: String,
+    /// The forward proxy requests went through, if any.
+    pub proxy: Option<String>,
+    /// From the first arrival to the end of the last phase (in-flight requests finishing after
+    /// it are counted but do not stretch it).
+    pub duration_s: f64,
+    #[serde(flatten)]
+    pub total: Summary,
+    pub by_request: Named<Summary>,
+    pub by_phase: Named<PhaseSummary>,
+    /// One entry per second of the run.
+    pub timeline: Vec<Second>,
+}
+
+/// Counts and latency of a set of requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Every request due: answered, failed or dropped.
+    pub requests: u64,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Requests without a response (`error_kinds` says why).
+    pub errors: u64,
+    pub error_kinds: BTreeMap<&'static str, u64>,
+    /// `requests` per second of the run (or of the phase).
+    pub rps: f64,
+    /// Latency of answered requests; in open-model phases measured from each request's
+    /// intended start, so a slow target cannot hide its delay by slowing the generator.
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// A phase's summary and what it was set to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// `open` or `closed`.
+    pub model: &'static str,
+    pub duration_s: f64,
+    /// Open model: the mean arrival rate asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+    /// Open model: arrivals sent per second, the time the scheduler took to send them
+    /// included; equal to `target_rps` when it kept up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_rps: Option<f64>,
+    /// Open model: how late arrivals were handed to the client after their intended start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_ms: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
+}
+
+/// One second of the run, by the time requests finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    /// End of this interval, in seconds from the start.
+    pub t: f64,
+    /// Its length: 1 except for the last, partial one.
+    pub span_s: f64,
+    /// Requests started in it.
+    pub sent: u64,
+    /// Requests finished in it (answered or failed).
+    pub completed: u64,
+    pub status: BTreeMap<u16, u64>,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Entries serialized as a JSON object in their own order (phases in file order).
+#[derive(Debug, Clone)]
+pub struct Named<T>(pub Vec<(String, T)>);
+
+/// What a run measured about one phase, besides its counts.
+pub struct PhaseRun {
+    pub elapsed: Duration,
+    /// Open model: arrivals handed to the client or dropped (0 for a closed-model phase).
+    pub arrivals_sent: u64,
+    /// Open model: lateness of each arrival, in microseconds.
+    pub lag_us: Option<Histogram<u64>>,
+}
+
+// === impl Named ===
+
+impl<T> Named<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+// === impl Summary ===
+
+impl Summary {
+    pub fn new(stats: &Stats, seconds: f64) -> Summary {
+        let requests = stats.requests();
+        Summary {
+            requests,
+            status: stats.status.clone(),
+            errors: stats.error_count(),
+            error_kinds: stats.errors.iter().map(|(k, &n)| (k.as_str(), n)).collect(),
+            rps: if seconds > 0.0 {
+                requests as f64 / seconds
+            } else {
+                0.0
+            },
+            latency_ms: Latency::of(&stats.latency_us),
+        }
+    }
+
+    pub fn status_count(&self, code: u16) -> u64 {
+        self.status.get(&code).copied().unwrap_or(0)
+    }
+}
+
+impl Latency {
+    /// Quantiles of a histogram of microseconds, in milliseconds.
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+// === impl PhaseSummary ===
+
+impl PhaseSummary {
+    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun) -> PhaseSummary {
+        let duration_s = phase.duration.as_secs_f64();
+        let summary = Summary::new(stats, duration_s);
+        match phase.load {
+            Load::Open { rate, to } => PhaseSummary {
+                summary,
+                model: "open",
+                duration_s,
+                target_rps: Some((rate + to) / 2.0),
+                achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
+                schedule_lag_ms: run.lag_us.as_ref().map(Latency::of),
+                users: None,
+            },
+            Load::Closed { users, .. } => PhaseSummary {
+                summary,
+                model: "closed",
+                duration_s,
+                target_rps: None,
+                achieved_rps: None,
+                schedule_lag_ms: None,
+                users: Some(users),
+            },
+        }
+    }
+}
+
+// === impl Report ===
+
+impl Report {
+    /// Puts the pieces of a finished run together.
+    pub fn build(
+        scenario: &Scenario,
+        proxy: Option<&str>,
+        elapsed: Duration,
+        totals: &Totals,
+        runs: &[PhaseRun],
+        timeline: Vec<Second>,
+    ) -> Report {
+        let secs = elapsed.as_secs_f64();
+        let by_request = scenario
+            .requests
+            .iter()
+            .zip(&totals.by_request)
+            .map(|(r, stats)| (r.name.clone(), Summary::new(stats, secs)))
+            .collect();
+        let by_phase = scenario
+            .phases
+            .iter()
+            .zip(&totals.by_phase)
+            .zip(runs)
+            .map(|((phase, stats), run)| (phase.name.clone(), PhaseSummary::new(phase, stats, run)))
+            .collect();
+        Report {
+            target: scenario.target.to_string(),
+            proxy: proxy.map(str::to_owned),
+            duration_s: secs,
+            total: Summary::new(&totals.total, secs),
+            by_request: Named(by_request),
+            by_phase: Named(by_phase),
+            timeline,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The summary table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            "",
+            "requests",
+            "rps",
+            "2xx",
+            "429",
+            "other",
+            "errors",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
+        );
+        let mut row =
+            |label: &str, s: &Summary| {
+                let ok: u64 = s.status.range(200..300).map(|(_, n)| n).sum();
+                let throttled = s.status_count(429);
+                let other = s.status.values().sum::<u64>() - ok - throttled;
+                let l = &s.latency_ms;
+                let _ =
+                    writeln!(
+                out,
+                "{:<28} {:>9} {:>9.1} {:>8} {:>8} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                clip(label, 28), s.requests, s.rps, ok, throttled, other, s.errors, l.p50, l.p90,
+                l.p99, l.max
+            );
+            };
+        for (name, s) in &self.by_phase.0 {
+            row(&format!("phase {name}"), &s.summary);
+        }
+        for (name, s) in &self.by_request.0 {
+            row(&format!("request {name}"), s);
+        }
+        row("total", &self.total);
+        if self.total.errors > 0 {
+            let kinds: Vec<String> = self
+                .total
+                .error_kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(out, "errors: {}", kinds.join(", "));
+        }
+        out
+    }
+}
+
+/// At most `width` characters, with an ellipsis when cut.
+fn clip(text: &str, width: usize) -> String {
+    match text.chars().count() > width {
+        true => text.chars().take(width - 1).chain(['…']).collect(),
+        false => text.to_owned(),
+    }
+}
