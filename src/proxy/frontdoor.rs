@@ -35,6 +35,16 @@ pub struct Target {
     pub client_addr: SocketAddr,
 }
 
+impl Target {
+    /// The client's address for `client_ip` limit keys. A request without a target (never on
+    /// the proxy path) counts as one unknown client rather than escaping the limit.
+    pub fn client_ip(extensions: &http::Extensions) -> std::net::IpAddr {
+        extensions
+            .get::<Target>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |t| t.client_addr.ip())
+    }
+}
+
 /// What the connection knows about a request: who sent it, and for a request inside an
 /// intercepted CONNECT, which upstream the tunnel was opened to.
 #[derive(Clone, Copy, Debug)]

@@ -310,11 +310,7 @@ where
     }
 
     fn client_ip(&self) -> std::net::IpAddr {
-        self.parts
-            .extensions
-            .get::<Target>()
-            .map(|t| t.client_addr.ip())
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+        Target::client_ip(&self.parts.extensions)
     }
 
     /// Marks a response that waited or was retried.

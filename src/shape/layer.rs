@@ -170,11 +170,7 @@ where
         Some(_) => Priority::Retry,
         None => Priority::Normal,
     };
-    let client_ip = req
-        .extensions()
-        .get::<Target>()
-        .map(|t| t.client_addr.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let client_ip = Target::client_ip(req.extensions());
     let mut permits = Vec::new();
     let mut passed = Passed::default();
     for &i in limits.for_route(route) {
