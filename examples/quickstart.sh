@@ -14,7 +14,8 @@ for port in 9000 8080; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
-show() { echo; echo "\$ $*"; "$@" -s -w '\n-> HTTP %{http_code}\n'; }
+# Shows each command with the token masked: credentials stay out of terminals and logs.
+show() { echo; echo "\$ ${*//$token/${token:0:8}...}"; "$@" -s -w '\n-> HTTP %{http_code}\n'; }
 token=$(curl -s -u demo-client:demo-secret -d grant_type=client_credentials \
   http://127.0.0.1:9000/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 echo "mock issued a token: ${token:0:8}..."
