@@ -22,6 +22,7 @@ use http::{HeaderName, Method};
 
 pub use self::duration::parse_duration;
 pub use self::error::{ConfigError, ConfigErrors};
+pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
 use crate::route::PathPattern;
 

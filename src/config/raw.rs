@@ -18,6 +18,8 @@ pub use self::read::parse;
 
 mod read;
 
+pub(crate) use self::read::dotted_path;
+
 /// A scalar as written, with its location. serde-saphyr hands a bare number to a string field as
 /// its text, so `connect: 60` reaches validation, which can then ask for a unit instead of the
 /// parser failing with a type error.

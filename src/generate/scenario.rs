@@ -153,21 +153,7 @@ fn plain_words(message: &str) -> String {
 
 /// `phases[1].rate`, `headers.Content-Type`: the path as the user wrote it.
 fn field_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Unknown => {}
-        }
-    }
-    out
+    crate::config::dotted_path(path, |_| false)
 }
 
 /// Lines of the items of `phases` and `requests`, for errors about an item as a whole.

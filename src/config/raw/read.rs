@@ -107,10 +107,24 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
         Segment::Seq { .. } => i >= 1 && key(i - 1).is_some_and(|k| SPANNED_LISTS.contains(&k)),
         _ => false,
     };
+    // The `value` a `Spanned` field adds is not in the file, so it is not in the path either.
+    let skip = |i: usize| {
+        matches!(segments[i], Segment::Map { key } if key == "value") && i > 0 && is_spanned(i - 1)
+    };
+    dotted_path(path, skip)
+}
+
+/// Joins a serde path as the user wrote it (`phases[1].rate`, `headers.Content-Type`), leaving
+/// out the segments `skip` names. Shared by every YAML file pacer reads.
+pub(crate) fn dotted_path(
+    path: &serde_path_to_error::Path,
+    skip: impl Fn(usize) -> bool,
+) -> String {
+    use serde_path_to_error::Segment;
     let mut out = String::new();
-    for (i, segment) in segments.iter().enumerate() {
+    for (i, segment) in path.iter().enumerate() {
         match segment {
-            Segment::Map { key } if key == "value" && i > 0 && is_spanned(i - 1) => {}
+            _ if skip(i) => {}
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 if !out.is_empty() {
                     out.push('.');
