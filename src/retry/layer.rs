@@ -181,7 +181,7 @@ where
 
     /// Decides whether an attempt's outcome goes to the client or is tried again.
     fn judge(&mut self, outcome: Result<Response<Body>, Error>) -> Result<Next, Error> {
-        let res = match outcome {
+        let mut res = match outcome {
             Ok(res) => res,
             Err(e) if e.retryable() => {
                 let wait = self.backoff();
@@ -196,11 +196,8 @@ where
             }
             Err(e) => return Err(e),
         };
-        let passed = res
-            .extensions()
-            .get::<Passed>()
-            .cloned()
-            .unwrap_or_default();
+        // Taken, not cloned: it is only for this layer, and every response carries one.
+        let passed = res.extensions_mut().remove::<Passed>().unwrap_or_default();
         self.waited += passed.waited;
         let Some(reason) =
             retryable_status(res.status(), &self.parts.method, self.shared.cfg.on_5xx)
