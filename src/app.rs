@@ -37,6 +37,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     stack: crate::proxy::stack::Stack,
     connect: Arc<Connect>,
+    workers: usize,
 }
 
 // === impl App ===
@@ -56,7 +57,15 @@ impl App {
             metrics,
             stack,
             connect,
+            workers: 1,
         })
+    }
+
+    /// Serves proxy connections on `workers` threads of their own (thread-per-core; see
+    /// [`crate::proxy::workers`]) instead of on the runtime that calls [`App::serve`].
+    pub fn with_workers(mut self, workers: usize) -> App {
+        self.workers = workers;
+        self
     }
 
     pub fn limits(&self) -> &Arc<Limits> {
@@ -86,8 +95,14 @@ impl App {
             }
         };
         let server = self.config.server;
-        let proxy =
-            crate::proxy::serve(listeners.proxy, self.stack, self.connect, server, shutdown);
+        let proxy = crate::proxy::workers::serve(
+            listeners.proxy,
+            self.stack,
+            self.connect,
+            server,
+            shutdown,
+            self.workers,
+        );
         let Some(admin_listener) = listeners.admin else {
             return proxy.await;
         };

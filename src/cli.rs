@@ -36,6 +36,10 @@ pub enum Command {
         /// The YAML config file (see config/genesys.yaml for a commented example).
         #[arg(long, short)]
         config: PathBuf,
+        /// Threads that serve proxy connections, each with a runtime of its own (0: one per
+        /// CPU core). Limits are shared by all of them.
+        #[arg(long, env = "PACER_WORKERS", default_value_t = 0)]
+        workers: usize,
     },
     /// Validate a config file and print what it sets up, without binding or starting anything.
     /// Exits 0 when valid, 2 with every problem (field path and line) when not.
@@ -154,7 +158,7 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, C
 impl Command {
     pub async fn run(self) -> Result<(), CliError> {
         match self {
-            Command::Proxy { config } => {
+            Command::Proxy { config, workers } => {
                 let config = load_config(&config)?;
                 let listeners = crate::app::Listeners {
                     proxy: bind(config.listen, "proxy").await?,
@@ -165,8 +169,15 @@ impl Command {
                 };
                 // The bound address, not the configured one: with port 0 it says which port.
                 let listen = listeners.proxy.local_addr().unwrap_or(config.listen);
-                tracing::info!(%listen, "pacer proxy started");
-                crate::app::run(listeners, config, crate::shutdown::signal()).await?;
+                let workers = match workers {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                };
+                tracing::info!(%listen, workers, "pacer proxy started");
+                crate::app::App::new(config)?
+                    .with_workers(workers)
+                    .serve(listeners, crate::shutdown::signal())
+                    .await?;
                 Ok(())
             }
             Command::Check { config: path } => {

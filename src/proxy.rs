@@ -10,6 +10,7 @@
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
+//! - `workers.rs`: thread-per-core serving, one single-threaded runtime per worker thread.
 
 pub mod body;
 pub mod client;
@@ -19,14 +20,17 @@ pub mod frontdoor;
 pub mod headers;
 mod intercept;
 pub mod observe;
+mod pool;
 pub mod rescue;
 pub mod stack;
 mod tls_client;
 pub mod tunnel;
 pub mod upgrade;
+pub mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +60,8 @@ pub(crate) struct Shared {
 }
 
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for up to `server.drain_timeout`. CONNECT requests go to `connect`.
+/// for up to `server.drain_timeout`. CONNECT requests go to `connect`. Everything runs on the
+/// caller's runtime; [`workers::serve`] spreads connections over threads of their own.
 pub async fn serve(
     listener: TcpListener,
     stack: Stack,
@@ -64,6 +69,53 @@ pub async fn serve(
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let accepting = Accepting {
+        listener,
+        shutdown: Box::pin(shutdown),
+    };
+    run_connections(accepting, stack, connect, server).await;
+    tracing::info!("drain finished");
+    Ok(())
+}
+
+/// Where a connection loop gets its connections: a listener, or a worker's inbox.
+pub(crate) trait Connections {
+    /// The next connection; None once no more will come.
+    async fn next(&mut self) -> Option<(TcpStream, SocketAddr)>;
+}
+
+/// A listener, until a shutdown future resolves.
+struct Accepting<S> {
+    listener: TcpListener,
+    shutdown: Pin<Box<S>>,
+}
+
+impl<S: Future<Output = ()>> Connections for Accepting<S> {
+    async fn next(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.as_mut() => {
+                    tracing::info!("stopped accepting; draining in-flight requests");
+                    return None;
+                }
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => return Some(conn),
+                    Err(e) => accept_error(e).await,
+                },
+            }
+        }
+    }
+}
+
+/// Spawns a task for every connection `next` yields until it yields None (accepting stopped),
+/// then drains: connections close gracefully and the call returns once all have finished, or
+/// after `server.drain_timeout`.
+pub(crate) async fn run_connections(
+    mut incoming: impl Connections,
+    stack: Stack,
+    connect: Arc<Connect>,
+    server: Server,
+) {
     // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx` (in
     // its Tracker), so `done_rx` yields None once every one has finished (the mini-redis
     // pattern).
@@ -75,35 +127,24 @@ pub async fn serve(
         server,
         tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
     };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(connection(stream, peer, shared.clone()));
-                }
-                Err(e) => accept_error(e).await,
-            },
-        }
+    while let Some((stream, peer)) = incoming.next().await {
+        tokio::spawn(connection(stream, peer, shared.clone()));
     }
-    drop(listener);
     let _ = drain_tx.send(true);
     drop(shared);
-    tracing::info!("stopped accepting; draining in-flight requests");
+    tracing::debug!("stopped accepting; draining in-flight requests");
     match tokio::time::timeout(server.drain_timeout, done_rx.recv()).await {
-        Ok(_) => tracing::info!("drained"),
+        Ok(_) => tracing::debug!("drained"),
         Err(_) => tracing::warn!(
             timeout_s = server.drain_timeout.as_secs_f64(),
             "drain timeout passed; closing the remaining connections"
         ),
     }
-    Ok(())
 }
 
 /// Accept fails when the process is out of file descriptors or the peer reset early. Backing off
 /// briefly keeps the loop from spinning while connections close and free descriptors.
-async fn accept_error(e: std::io::Error) {
+pub(crate) async fn accept_error(e: std::io::Error) {
     tracing::warn!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(20)).await;
 }

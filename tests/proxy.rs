@@ -32,6 +32,8 @@ async fn absolute_form_goes_to_the_upstream_listing_the_host() {
     let body = &res[res.find("\r\n\r\n").unwrap() + 4..];
     let echo = json(body.as_bytes());
     assert_eq!(echo["headers"]["host"][0], mock.addr.to_string());
+    // And the request target in origin-form, as a client talking to it directly would send.
+    assert_eq!(echo["uri"], "/__mock/echo");
 }
 
 #[tokio::test]

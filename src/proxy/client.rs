@@ -1,6 +1,6 @@
-//! The upstream client: one pooled hyper-util client per upstream, over rustls.
+//! The upstream client: one per upstream, over rustls, with its connections in a [`Pool`].
 //!
-//! Each upstream has its own pool, trust roots and timeouts. The client rewrites the request for
+//! Each upstream has its own trust roots, timeouts and pool. The client rewrites the request for
 //! the upstream (scheme, authority, Host), removes hop-by-hop headers, and classifies failures
 //! into typed errors: a connect failure (nothing sent, always safe to retry) is told apart from a
 //! broken exchange (may have reached the API) and a timeout.
@@ -10,31 +10,24 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::pool::{Pool, SendError};
 
 use super::body::{self, Body};
 use super::headers::strip_hop_by_hop;
 use crate::config;
 use crate::error::Error;
 
-/// How long an idle pooled connection is kept; below the usual 60-120 s server-side idle
-/// timeouts of API gateways, so pacer rarely reuses a connection the far end just closed.
-const POOL_IDLE: Duration = Duration::from_secs(50);
-
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
     /// Position in the config's upstreams; metrics are indexed by it.
     index: usize,
     name: Arc<str>,
-    scheme: Scheme,
-    authority: Authority,
     host: HeaderValue,
     request_timeout: Duration,
     connect_timeout: Duration,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    pool: Pool,
 }
 
 // === impl UpstreamClient ===
@@ -48,6 +41,11 @@ impl UpstreamClient {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("upstream {} has no host", cfg.name))?;
         let host = authority_without_default_port(&scheme, &authority);
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()?;
         let tls = super::tls_client::client_config(cfg.ca_file.as_deref())?;
 
         let mut http = HttpConnector::new();
@@ -59,20 +57,13 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .set_host(false)
-            .build(https);
         Ok(UpstreamClient {
             index,
             name: cfg.name.as_str().into(),
-            scheme,
-            authority,
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
             connect_timeout: cfg.connect_timeout,
-            client,
+            pool: Pool::new(https, origin),
         })
     }
 
@@ -92,7 +83,7 @@ impl UpstreamClient {
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
         let upgrade = super::upgrade::Pending::take(&mut req);
         self.prepare(&mut req);
-        let sent = tokio::time::timeout(self.request_timeout, self.client.request(req)).await;
+        let sent = tokio::time::timeout(self.request_timeout, self.pool.send(req)).await;
         let mut res = match sent {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => return Err(self.classify(e)),
@@ -111,7 +102,7 @@ impl UpstreamClient {
         strip_hop_by_hop(&mut parts.headers, upgrading);
         let body = match small_body_len(&parts.headers) {
             Some(_) if !upgrading => self.read_small(incoming).await?,
-            _ => body::boxed(incoming),
+            _ => incoming,
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -120,7 +111,7 @@ impl UpstreamClient {
     /// instead of a head write now and a body write a moment later (as nginx's proxy buffering
     /// does). API answers are mostly small JSON documents, so this halves the writes and wake-ups
     /// on the client side for most requests.
-    async fn read_small(&self, incoming: hyper::body::Incoming) -> Result<Body, Error> {
+    async fn read_small(&self, incoming: Body) -> Result<Body, Error> {
         use http_body_util::BodyExt;
         match tokio::time::timeout(self.request_timeout, incoming.collect()).await {
             Ok(Ok(collected)) => Ok(body::full(collected.to_bytes())),
@@ -143,11 +134,9 @@ impl UpstreamClient {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path);
-        *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+        // Origin-form (`GET /path?query`): the connection already goes to the upstream, and
+        // hyper writes the request target exactly as the URI says.
+        *req.uri_mut() = Uri::from(path);
         // Requests reach the upstream as HTTP/1.1 whatever the client spoke.
         *req.version_mut() = http::Version::HTTP_11;
         let upgrading = is_upgrade(req.headers());
@@ -155,16 +144,21 @@ impl UpstreamClient {
         req.headers_mut().insert(header::HOST, self.host.clone());
     }
 
-    fn classify(&self, err: hyper_util::client::legacy::Error) -> Error {
+    fn classify(&self, err: SendError) -> Error {
         let upstream = self.name.to_string();
-        if let Some(limit) = find_length_limit(&err) {
-            return limit;
-        }
-        let reason = root_cause(&err);
+        let (reason, sent) = match err {
+            SendError::Connect(e) => (root_cause(&*e), false),
+            SendError::Exchange(e) => {
+                if let Some(limit) = find_length_limit(&e) {
+                    return limit;
+                }
+                (root_cause(&e), true)
+            }
+        };
         Error::UpstreamUnreachable {
             upstream,
             reason,
-            sent: !err.is_connect(),
+            sent,
         }
     }
 }

@@ -18,6 +18,14 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes hop-by-hop headers, including any named in `Connection`. With `keep_upgrade`, the
 /// `Upgrade` header and a `Connection: upgrade` survive so the upstream sees the upgrade request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of these. One pass over their few names is much cheaper than a
+    // hashed removal per hop-by-hop name, which this function did on every request and response.
+    let any = headers
+        .keys()
+        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    if !any {
+        return;
+    }
     // Names listed in Connection are hop-by-hop too; collect them before Connection goes.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)

@@ -91,6 +91,15 @@ pub async fn start_pacer_with(config: pacer::Config) -> Running {
     start_app(pacer::app::App::new(config).unwrap()).await.0
 }
 
+/// Starts pacer serving on `workers` threads of its own (thread-per-core), as the binary does.
+pub async fn start_pacer_workers(yaml: &str, mock: SocketAddr, workers: usize) -> Running {
+    let yaml = yaml.replace("{mock}", &mock.to_string());
+    let config = pacer::Config::parse(&yaml, std::path::Path::new(".")).unwrap();
+    start_app(pacer::app::App::new(config).unwrap().with_workers(workers))
+        .await
+        .0
+}
+
 /// Starts pacer and keeps a handle on its limits, for tests that watch queues.
 pub async fn start_pacer_limits(
     yaml: &str,

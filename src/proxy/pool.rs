@@ -1,0 +1,224 @@
+//! Upstream connections: HTTP/1.1 client connections kept per thread for reuse.
+//!
+//! hyper-util's pooled client does this generically (any protocol, any host, a shared pool
+//! behind a lock, keys hashed per request), which showed up as a fifth of pacer's per-request
+//! instructions. An [`UpstreamClient`](super::client::UpstreamClient) talks to one origin, so
+//! its pool is a plain stack of idle connections per thread: no key, no lock, and a request
+//! reuses a connection whose task runs on its own thread (see [`crate::proxy::workers`]).
+//!
+//! A connection goes back on the stack once its response body has been read to the end (a
+//! body dropped half-way closes it, since the rest would still be on the wire). The most
+//! recently used connection goes out first; connections idle longer than [`IDLE`] are dropped
+//! when met. An idle connection the upstream closed in the meantime hands the request back
+//! unsent, and the request goes on to the next connection or a new one, as it would with
+//! hyper-util's `retry_canceled_requests`.
+//!
+//! HTTP/2 upstreams would pool differently (one shared connection, many streams); that is a
+//! second implementation beside this one, chosen by the connection's negotiated protocol.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use thread_local::ThreadLocal;
+use tokio::time::Instant;
+use tower::Service;
+
+use super::body::Body;
+use crate::BoxError;
+
+/// How long an idle connection is kept: below the usual 60-120 s idle timeouts of API gateways,
+/// so pacer rarely reuses a connection the far end is just closing.
+pub const IDLE: Duration = Duration::from_secs(50);
+
+/// Why a send failed: before anything reached the upstream, or during the exchange.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made (refused, unresolvable, TLS failure, connect timeout).
+    Connect(BoxError),
+    /// The connection broke or the request could not be written or answered.
+    Exchange(hyper::Error),
+}
+
+/// One upstream origin's connections, per thread.
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connector: HttpsConnector<HttpConnector>,
+    /// Scheme and authority, what the connector dials.
+    origin: Uri,
+    idle: ThreadLocal<RefCell<Vec<Idle>>>,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+// === impl Pool ===
+
+impl Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                connector,
+                origin,
+                idle: ThreadLocal::new(),
+            }),
+        }
+    }
+
+    /// Sends `req` on an idle connection or a new one. The response's body hands the connection
+    /// back when read to the end.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, SendError> {
+        while let Some(mut sender) = self.inner.checkout() {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => return Ok(self.inner.clone().track(res, sender)),
+                Err(mut e) => match e.take_message() {
+                    // Not written: the connection closed while idle. Try the next one.
+                    Some(unsent) => req = unsent,
+                    None => return Err(SendError::Exchange(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.inner.connect().await?;
+        match sender.send_request(req).await {
+            Ok(res) => Ok(self.inner.clone().track(res, sender)),
+            Err(e) => Err(SendError::Exchange(e)),
+        }
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    /// The most recently used idle connection that is still open and fresh.
+    fn checkout(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.get_or_default().borrow_mut();
+        while let Some(conn) = idle.pop() {
+            if !conn.sender.is_closed() && conn.since.elapsed() < IDLE {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.get_or_default().borrow_mut();
+        let now = Instant::now();
+        // The oldest sit at the bottom; sweep them when the bottom one has expired, so a pool
+        // that shrank after a burst does not keep dead connections for ever.
+        if idle.first().is_some_and(|c| now - c.since >= IDLE) {
+            idle.retain(|c| now - c.since < IDLE && !c.sender.is_closed());
+        }
+        idle.push(Idle { sender, since: now });
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
+        let io = self
+            .connector
+            .clone()
+            .call(self.origin.clone())
+            .await
+            .map_err(SendError::Connect)?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        // The connection's task; with upgrades, so a 101 hands the socket to the upgrade pipe.
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Wraps the response body so the connection returns to the pool when it is read to the
+    /// end. A 101 answer's connection belongs to the upgrade and never returns.
+    fn track(
+        self: Arc<Self>,
+        res: Response<Incoming>,
+        sender: SendRequest<Body>,
+    ) -> Response<Body> {
+        let upgrading = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        let (parts, incoming) = res.into_parts();
+        let checkin = (!upgrading).then_some(Checkin { pool: self, sender });
+        if incoming.is_end_stream() {
+            if let Some(c) = checkin {
+                c.pool.checkin(c.sender);
+            }
+            return Response::from_parts(parts, super::body::boxed(incoming));
+        }
+        let body = PooledBody { incoming, checkin };
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+struct Checkin {
+    pool: Arc<Inner>,
+    sender: SendRequest<Body>,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that gives its connection back once it has been read to the end.
+    struct PooledBody {
+        #[pin]
+        incoming: Incoming,
+        checkin: Option<Checkin>,
+    }
+}
+
+impl http_body::Body for PooledBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
+        let this = self.project();
+        let mut incoming = this.incoming;
+        let polled = std::task::ready!(incoming.as_mut().poll_frame(cx));
+        // hyper stops polling a body that says it has ended, so the last frame checks too.
+        let ended = match &polled {
+            None => true,
+            Some(Ok(_)) => incoming.is_end_stream(),
+            // A broken body leaves the connection in an unknown state: never reuse it.
+            Some(Err(_)) => {
+                *this.checkin = None;
+                false
+            }
+        };
+        if ended {
+            if let Some(c) = this.checkin.take() {
+                c.pool.checkin(c.sender);
+            }
+        }
+        Poll::Ready(polled.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}

@@ -1,0 +1,137 @@
+//! Thread-per-core serving: one acceptor hands connections round-robin to worker threads, each
+//! running a single-threaded tokio runtime that serves its connections start to finish.
+//!
+//! Why: on the shared multi-threaded runtime a proxied request wakes up to four tasks (the client
+//! connection, the pooled upstream connection, and the hand-offs between them), often on
+//! different threads, and each cross-thread wake-up costs a futex call and a context switch. On
+//! a worker's own runtime those tasks live on one thread, and the upstream client keeps one pool
+//! per thread ([`UpstreamClient`](super::client::UpstreamClient)), so a request never leaves the
+//! thread that accepted it. The pass-through benchmark (bench/passthrough.sh) measures the gain.
+//!
+//! Round-robin hand-off rather than every worker accepting on its own: with a few long-lived
+//! keep-alive connections (a load tool's usual pattern) whichever thread wins the accept races
+//! could end up with most of them, and a single-threaded runtime cannot steal work back.
+//!
+//! Limits, metrics and the CA are shared by all workers (they are `Arc`s and locks that are
+//! held for nanoseconds), so shaping is the same whatever thread a request lands on.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::connect::Connect;
+use super::stack::Stack;
+use crate::config::Server;
+
+/// A connection on its way to a worker: the std socket, re-registered on the worker's runtime.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// Serves like [`super::serve`], on `workers` threads of their own. With one worker or fewer it
+/// *is* [`super::serve`], on the caller's runtime, which is what tests use.
+pub async fn serve(
+    listener: TcpListener,
+    stack: Stack,
+    connect: Arc<Connect>,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    workers: usize,
+) -> anyhow::Result<()> {
+    if workers <= 1 {
+        return super::serve(listener, stack, connect, server, shutdown).await;
+    }
+    let mut inboxes = Vec::with_capacity(workers);
+    let mut finished = Vec::with_capacity(workers);
+    for index in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel::<Handoff>();
+        finished.push(spawn_worker(
+            index,
+            rx,
+            stack.clone(),
+            connect.clone(),
+            server,
+        )?);
+        inboxes.push(tx);
+    }
+    accept(listener, &inboxes, shutdown).await;
+    // Closing the inboxes is the workers' signal to stop taking connections and drain.
+    drop(inboxes);
+    tracing::info!("stopped accepting; draining in-flight requests");
+    for done in finished {
+        let _ = done.await;
+    }
+    tracing::info!("drain finished");
+    Ok(())
+}
+
+/// Accepts until `shutdown`, handing each connection to the next worker in turn.
+async fn accept(
+    listener: TcpListener,
+    inboxes: &[mpsc::UnboundedSender<Handoff>],
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut turn = 0usize;
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    super::accept_error(e).await;
+                    continue;
+                }
+            },
+        };
+        // into_std deregisters the socket from this runtime; it stays non-blocking.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        turn = (turn + 1) % inboxes.len();
+        // A worker whose thread died has dropped its inbox; the connection then closes (the
+        // client sees a reset, as from any crashed proxy) and the next one goes elsewhere.
+        let _ = inboxes[turn].send((stream, peer));
+    }
+}
+
+/// Starts worker `index` on a thread of its own; the returned receiver fires when it has
+/// drained (or its thread ended any other way).
+fn spawn_worker(
+    index: usize,
+    inbox: mpsc::UnboundedReceiver<Handoff>,
+    stack: Stack,
+    connect: Arc<Connect>,
+    server: Server,
+) -> anyhow::Result<oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("pacer-worker-{index}"))
+        .spawn(move || {
+            runtime.block_on(super::run_connections(Inbox(inbox), stack, connect, server));
+            // Dropping the runtime here ends whatever outlived the drain timeout.
+            drop(runtime);
+            let _ = done_tx.send(());
+        })?;
+    Ok(done_rx)
+}
+
+/// A worker's connections, as the acceptor hands them over; ends when the acceptor stops.
+struct Inbox(mpsc::UnboundedReceiver<Handoff>);
+
+impl super::Connections for Inbox {
+    async fn next(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        loop {
+            let (stream, peer) = self.0.recv().await?;
+            // Registering needs this runtime's I/O driver, so it happens here, not in the acceptor.
+            match TcpStream::from_std(stream) {
+                Ok(stream) => return Some((stream, peer)),
+                Err(e) => tracing::warn!(%peer, error = %e, "cannot register a connection"),
+            }
+        }
+    }
+}
