@@ -225,11 +225,16 @@ impl KeyInner {
     /// Grants waiters in order for as long as they can go, then points the head's timer at
     /// when it can next try. `caller` (a waiter polling right now) is not woken.
     pub(super) fn dispatch(&mut self, sh: &Shared, now: Instant, caller: Option<u32>) {
-        let cur = sh.params.current(sh.epoch.reading(now));
+        let reading = sh.epoch.reading(now);
+        let cur = sh.params.current(reading);
+        let mut on_schedule = false;
         while let Some(idx) = self.queue.head() {
-            let at = self.decision_time(sh, idx, now);
+            let at = self.decision_time(sh, idx, now, on_schedule);
             match self.try_pass(sh, &cur, now, at) {
-                Ok(slot) => self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller),
+                Ok(slot) => {
+                    on_schedule = at < reading;
+                    self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller);
+                }
                 Err(blocked) => {
                     if self.hold_head(sh, &cur, idx, blocked, now, caller) {
                         return;
@@ -241,9 +246,20 @@ impl KeyInner {
 
     /// The reading a head's token is accounted at: its token time when the timer woke it at
     /// most [`TIMER_SLACK`] late, so lateness does not accumulate; otherwise now.
-    fn decision_time(&self, sh: &Shared, idx: u32, now: Instant) -> Nanos {
+    ///
+    /// `on_schedule` says the waiter before it in this pass was accounted in the past: the
+    /// bucket has been busy all along, so this one's token time is the bucket's next one, and
+    /// accounting it there too keeps a late wake-up from pushing back every later slot. (Only
+    /// then: after a pause or a wait for a slot the bucket may have rested, and accounting in
+    /// the past would hand out more than a full bucket.)
+    fn decision_time(&self, sh: &Shared, idx: u32, now: Instant, on_schedule: bool) -> Nanos {
         let now = sh.epoch.reading(now);
-        match self.queue.get(idx).due {
+        let due = match (self.queue.get(idx).due, &self.bucket) {
+            (Some(due), _) => Some(due),
+            (None, Some(bucket)) if on_schedule => Some(bucket.ready_at()),
+            _ => None,
+        };
+        match due {
             Some(due) if due <= now => due.max(now.saturating_sub(Nanos::from(TIMER_SLACK))),
             _ => now,
         }
