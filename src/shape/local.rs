@@ -4,6 +4,7 @@
 //! - `gate.rs`: a key's bucket, slots, pause and queue behind its own lock, and the decisions.
 //! - `queue.rs`: the waiters of a key, FIFO with a lane for retries, O(1) removal.
 //! - `wait.rs`: the future of a queued request and the slot a permit holds.
+//! - `fine.rs`: sub-millisecond wake-ups for queue heads, which tokio's timer cannot give.
 //! - `keys.rs`: the bounded, sharded table of live keys with idle expiry.
 //! - `params.rs` and `adaptive.rs`: live rate, burst and concurrency, and AIMD on top.
 //! - `horizon.rs`: the earliest start of queued requests, for refusing early.
@@ -15,6 +16,7 @@
 
 mod adaptive;
 mod bucket;
+mod fine;
 mod gate;
 mod horizon;
 mod keys;

@@ -114,3 +114,23 @@ async fn a_lone_request_after_a_quiet_spell_goes_at_once() {
     at_once(l, req(1)).unwrap();
     assert_eq!(l.state().queue_depth, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_wake_up_does_not_push_later_slots_back() {
+    // 500/s, burst 1: slots at 0, 2, 4, 6 ms.
+    let l = rated(per_second(500), 1);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..4).map(|_| spawn(l, req(7))).collect();
+    // The head sets its timer for 2 ms.
+    tokio::task::yield_now().await;
+    // The runtime is held up past two slots, as a busy machine would: the head wakes at 5 ms.
+    tokio::time::advance(5 * MS).await;
+    let mut offsets = Vec::new();
+    for h in handles {
+        let (at, p) = h.await.unwrap();
+        p.unwrap();
+        offsets.push(at - start);
+    }
+    // Both missed slots go at the wake-up; the next keeps its place at 6 ms, not 5 + 2.
+    assert_eq!(offsets, [Duration::ZERO, 5 * MS, 5 * MS, 6 * MS]);
+}

@@ -11,9 +11,10 @@
 //! nothing is held while waiting, a queued request cannot deadlock the others.
 //!
 //! **Only the head waits for time.** The head of the queue sleeps until exactly its token time
-//! (or the end of a pause); the others sleep only until their deadline. Whoever frees something
-//! (the head's timer, a permit drop, a cancelled head, a live change) runs [`KeyInner::dispatch`],
-//! which grants waiters in order for as long as they can go and hands the timer to the new head.
+//! (or the end of a pause), on tokio's timer and on the finer one of `fine.rs`; the others sleep
+//! only until their deadline. Whoever frees something (the head's timer, a permit drop, a
+//! cancelled head, a live change) runs [`KeyInner::dispatch`], which grants waiters in order for
+//! as long as they can go and hands the timer to the new head.
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::Waker;
@@ -28,12 +29,12 @@ use super::params::Current;
 use super::queue::{Lane, WaitQueue, WaitState, Waiter};
 use super::Shared;
 
-/// How late a timer may fire and still have its token accounted at the token's own time. tokio
-/// rounds a sleep up to its next 1 ms tick and the woken task then waits for a worker, so on a
-/// busy machine wake-ups land 1-3 ms late. Without the slack every late wake-up would push all
-/// later tokens back: at burst 1 and 2 ms per token, 1.2 ms of lateness lost a tenth of the rate
-/// (measured: 457/s for 500/s with a 1 ms slack). A longer stall than this is charged to the
-/// rate, so an overloaded pacer slows down rather than bursting to catch up.
+/// How late a timer may fire and still have its token accounted at the token's own time. The
+/// head is woken on time (see `fine.rs`), but its task may then wait for a worker, so on a busy
+/// machine wake-ups still land late now and then. Without the slack every late wake-up would
+/// push all later tokens back: at burst 1 and 2 ms per token, 1.2 ms of lateness lost a tenth of
+/// the rate (measured: 457/s for 500/s with a 1 ms slack). A longer stall than this is charged
+/// to the rate, so an overloaded pacer slows down rather than bursting to catch up.
 const TIMER_SLACK: Duration = Duration::from_millis(5);
 
 /// A key's shared state.
@@ -68,8 +69,12 @@ pub(super) enum Step {
         slot: bool,
     },
     Rejected(Option<Duration>),
-    /// Still queued; wake up at this instant at the latest.
-    Waiting(Instant),
+    /// Still queued; wake up at `until` at the latest. `exact` when that is the head's token
+    /// time or pause end, which deserves a more precise wake-up than a deadline.
+    Waiting {
+        until: Instant,
+        exact: bool,
+    },
 }
 
 // === impl KeyState ===
@@ -220,11 +225,16 @@ impl KeyInner {
     /// Grants waiters in order for as long as they can go, then points the head's timer at
     /// when it can next try. `caller` (a waiter polling right now) is not woken.
     pub(super) fn dispatch(&mut self, sh: &Shared, now: Instant, caller: Option<u32>) {
-        let cur = sh.params.current(sh.epoch.reading(now));
+        let reading = sh.epoch.reading(now);
+        let cur = sh.params.current(reading);
+        let mut on_schedule = false;
         while let Some(idx) = self.queue.head() {
-            let at = self.decision_time(sh, idx, now);
+            let at = self.decision_time(sh, idx, now, on_schedule);
             match self.try_pass(sh, &cur, now, at) {
-                Ok(slot) => self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller),
+                Ok(slot) => {
+                    on_schedule = at < reading;
+                    self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller);
+                }
                 Err(blocked) => {
                     if self.hold_head(sh, &cur, idx, blocked, now, caller) {
                         return;
@@ -236,9 +246,20 @@ impl KeyInner {
 
     /// The reading a head's token is accounted at: its token time when the timer woke it at
     /// most [`TIMER_SLACK`] late, so lateness does not accumulate; otherwise now.
-    fn decision_time(&self, sh: &Shared, idx: u32, now: Instant) -> Nanos {
+    ///
+    /// `on_schedule` says the waiter before it in this pass was accounted in the past: the
+    /// bucket has been busy all along, so this one's token time is the bucket's next one, and
+    /// accounting it there too keeps a late wake-up from pushing back every later slot. (Only
+    /// then: after a pause or a wait for a slot the bucket may have rested, and accounting in
+    /// the past would hand out more than a full bucket.)
+    fn decision_time(&self, sh: &Shared, idx: u32, now: Instant, on_schedule: bool) -> Nanos {
         let now = sh.epoch.reading(now);
-        match self.queue.get(idx).due {
+        let due = match (self.queue.get(idx).due, &self.bucket) {
+            (Some(due), _) => Some(due),
+            (None, Some(bucket)) if on_schedule => Some(bucket.ready_at()),
+            _ => None,
+        };
+        match due {
             Some(due) if due <= now => due.max(now.saturating_sub(Nanos::from(TIMER_SLACK))),
             _ => now,
         }
@@ -348,7 +369,9 @@ impl KeyInner {
                     w.wake_at = None;
                     w.due = None;
                 }
-                Step::Waiting(w.wake_at.map_or(w.deadline, |t| t.min(w.deadline)))
+                let exact = w.wake_at.is_some_and(|t| t < w.deadline);
+                let until = w.wake_at.map_or(w.deadline, |t| t.min(w.deadline));
+                Step::Waiting { until, exact }
             }
         }
     }

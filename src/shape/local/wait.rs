@@ -9,6 +9,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use super::fine;
 use super::gate::{KeyState, Step};
 use crate::error::Error;
 use crate::shape::Permit;
@@ -73,10 +74,14 @@ impl Future for Wait {
                 *this.done = true;
                 Poll::Ready(Err(key.shared.queue_timeout(retry_after)))
             }
-            Step::Waiting(until) => {
+            Step::Waiting { until, exact } => {
                 if *this.timer != until {
                     *this.timer = until;
                     this.sleep.as_mut().reset(until);
+                    if exact {
+                        // tokio's sleep may end up to 2 ms late; this one ends on time.
+                        fine::wake_after(until.saturating_duration_since(now), cx.waker());
+                    }
                 }
                 if this.sleep.poll(cx).is_ready() {
                     // The instant came between the look and the timer: look again.
