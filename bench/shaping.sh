@@ -41,12 +41,15 @@ limits:
 routes:
   - { match: '* /api/v2/**', limits: [per-token, global-cap] }
 YAML
-# A limit that binds hard: one request per hour, so everything after the first queues.
+# A limit that binds hard: one request per hour, so everything after the first queues. The
+# limiter refuses at once a request whose slot lies past max_wait, so max_wait must reach the
+# last one's slot, 10,000 hours away; with 1h, all but one request got an immediate 429 and
+# the part measured idle connections instead of queued requests.
 cat > "$out/queue.yaml" <<YAML
 listen: 127.0.0.1:$queue_port
 upstreams: { mock: { base_url: 'http://127.0.0.1:$mock_port' } }
 limits:
-  slow: { rate: 1/h, queue: { max_depth: 20000, max_wait: 1h } }
+  slow: { rate: 1/h, queue: { max_depth: 20000, max_wait: 20000h } }
 routes:
   - { match: '* /api/v2/**', limits: [slow] }
 YAML

@@ -13,6 +13,8 @@
 //! Only then does the client hear 200. The work after it runs in a task holding a
 //! [`Tracker`](super::tunnel::Tracker), so shutdown waits for it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,11 +128,19 @@ impl Connect {
 }
 
 /// Answers a CONNECT and starts whatever serves the connection after it.
-pub(super) async fn handle(
+///
+/// Boxed: the caller's future is the one hyper keeps for every connection (in a box sized for
+/// it even while idle), and the tunnel dial inside this one would make it several times larger,
+/// for every plain request too.
+pub(super) fn handle(
     shared: Shared,
     info: ConnInfo,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
+    req: Request<Incoming>,
+) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+    Box::pin(answer(shared, info, req))
+}
+
+async fn answer(shared: Shared, info: ConnInfo, mut req: Request<Incoming>) -> Response<Body> {
     let connect = shared.connect.clone();
     let decision = match connect.decide(&req, &info) {
         Ok(decision) => decision,
