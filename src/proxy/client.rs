@@ -83,17 +83,23 @@ impl UpstreamClient {
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
         let upgrade = super::upgrade::Pending::take(&mut req);
         self.prepare(&mut req);
-        let sent = tokio::time::timeout(self.request_timeout, self.pool.send(req)).await;
-        let mut res = match sent {
-            Ok(Ok(res)) => res,
-            Ok(Err(e)) => return Err(self.classify(e)),
-            Err(_) => {
-                return Err(Error::UpstreamTimeout {
-                    upstream: self.name.to_string(),
-                    timeout: self.request_timeout,
-                })
-            }
-        };
+        // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
+        // insertion and removal on every request.
+        match tokio::time::timeout(self.request_timeout, self.exchange(req, upgrade)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::UpstreamTimeout {
+                upstream: self.name.to_string(),
+                timeout: self.request_timeout,
+            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        req: Request<Body>,
+        upgrade: Option<super::upgrade::Pending>,
+    ) -> Result<Response<Body>, Error> {
+        let mut res = self.pool.send(req).await.map_err(|e| self.classify(e))?;
         if let Some(upgrade) = upgrade {
             upgrade.on_response(&mut res);
         }
@@ -113,16 +119,12 @@ impl UpstreamClient {
     /// on the client side for most requests.
     async fn read_small(&self, incoming: Body) -> Result<Body, Error> {
         use http_body_util::BodyExt;
-        match tokio::time::timeout(self.request_timeout, incoming.collect()).await {
-            Ok(Ok(collected)) => Ok(body::full(collected.to_bytes())),
-            Ok(Err(e)) => Err(Error::UpstreamUnreachable {
+        match incoming.collect().await {
+            Ok(collected) => Ok(body::full(collected.to_bytes())),
+            Err(e) => Err(Error::UpstreamUnreachable {
                 upstream: self.name.to_string(),
                 reason: format!("the response body broke off: {e}"),
                 sent: true,
-            }),
-            Err(_) => Err(Error::UpstreamTimeout {
-                upstream: self.name.to_string(),
-                timeout: self.request_timeout,
             }),
         }
     }

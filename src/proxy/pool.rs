@@ -94,7 +94,9 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.inner.connect().await?;
+        // Boxed: connecting (TCP, then TLS) is the rare path, and its state machine would
+        // otherwise make every send's future, which is moved and copied per request, as large.
+        let mut sender = Box::pin(self.inner.connect()).await?;
         match sender.send_request(req).await {
             Ok(res) => Ok(self.inner.clone().track(res, sender)),
             Err(e) => Err(SendError::Exchange(e)),
