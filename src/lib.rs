@@ -8,7 +8,8 @@
 //! - [`proxy`]: the listener and front door (origin-form, absolute-form, CONNECT), and the one
 //!   place the tower stack is assembled ([`proxy::stack`]), with the reasons for its order.
 //!   - [`proxy::rescue`] is the only code that turns an [`error::Error`] into an HTTP response.
-//!   - [`proxy::client`] is the pooled upstream client (hyper-util over rustls).
+//!   - [`proxy::client`] is the upstream client (hyper HTTP/1.1 over rustls), its idle
+//!     connections kept per thread; [`proxy::workers`] serves on one runtime per core.
 //!   - [`proxy::connect`] answers CONNECT: TLS interception with [`tls`] leaves (the requests
 //!     inside go through the same stack), blind tunnels, or 403; [`proxy::upgrade`] pipes
 //!     WebSocket upgrades.

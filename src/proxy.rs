@@ -5,7 +5,8 @@
 //! - `stack.rs`: the layer order, and why.
 //! - `observe.rs`: metrics and the log line for every answer the client sees.
 //! - `rescue.rs`: errors to responses.
-//! - `forward.rs`, `client.rs`, `tls_client.rs`: the upstream side.
+//! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
+//!   idle upstream connections per thread.
 //! - `headers.rs`, `body.rs`: shared helpers.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
