@@ -31,6 +31,12 @@ use crate::metrics::Metrics;
 use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
 
+/// The future of the layers below the front door, boxed once where it is made ([`Forward`],
+/// [`Shape`]) so that the layers above can name it and await it without boxing it again.
+pub type BoxResponse = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, crate::error::Error>> + Send>,
+>;
+
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
 pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
 

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use http::{header, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
-use tower::ServiceExt;
 
 use super::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
 use super::{buffer_for_replay, full_jitter, retry_after, Replay};
@@ -25,6 +24,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
+use crate::proxy::stack::BoxResponse;
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
 
 /// Response header: how many times pacer re-sent the request.
@@ -63,11 +63,14 @@ impl<S> Retry<S> {
 
 impl<S> tower::Service<Request<Body>> for Retry<S>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
-        + Clone
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Error,
+            Future = BoxResponse,
+        > + Clone
         + Send
         + 'static,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Error;
@@ -109,11 +112,14 @@ enum Next {
 
 impl<S> Attempts<S>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
-        + Clone
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Error,
+            Future = BoxResponse,
+        > + Clone
         + Send
         + 'static,
-    S::Future: Send + 'static,
 {
     async fn start(
         shared: Arc<Shared>,
@@ -173,10 +179,11 @@ where
             req.extensions_mut().insert(IsRetry);
         }
         self.made += 1;
-        // Boxed before awaiting, for the same `Send` inference reason as in the shape layer.
-        let call: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> =
-            Box::pin(self.inner.clone().oneshot(req));
-        call.await
+        // The layer below is always ready (limits wait inside its call), so this is `oneshot`
+        // without re-boxing a future that is boxed already.
+        let mut inner = self.inner.clone();
+        std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+        inner.call(req).await
     }
 
     /// Decides whether an attempt's outcome goes to the client or is tried again.

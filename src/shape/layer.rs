@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
+use crate::proxy::stack::BoxResponse;
 
 /// The limiters of a config, and which of them each route passes.
 pub struct Limits {
@@ -118,11 +119,14 @@ impl<S> Shape<S> {
 
 impl<S> tower::Service<Request<Body>> for Shape<S>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>
-        + Clone
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Error,
+            Future = BoxResponse,
+        > + Clone
         + Send
         + 'static,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Error;
@@ -135,7 +139,7 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let route = req.extensions().get::<Target>().and_then(|t| t.route);
         if self.limits.for_route(route).is_empty() {
-            return Box::pin(self.inner.call(req));
+            return self.inner.call(req);
         }
         // The inner service was made ready for this call; take it and leave a clone behind
         // (tower's rule for services that call their inner one after an await).
@@ -159,8 +163,13 @@ async fn shape<S>(
     mut inner: S,
 ) -> Result<Response<Body>, Error>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error> + Send + 'static,
-    S::Future: Send + 'static,
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Error,
+            Future = BoxResponse,
+        > + Send
+        + 'static,
 {
     let start = match req.extensions().get::<RequestStart>() {
         Some(s) => s.0,
@@ -193,11 +202,7 @@ where
         passed.keys.push((i, key));
         permits.push(permit);
     }
-    // Boxed before awaiting: keeps `S::Future` out of this future's state, which sidesteps
-    // rustc's higher-ranked `Send` inference limits (rust-lang/rust#102211).
-    let call: Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>> =
-        Box::pin(inner.call(req));
-    let mut res = call.await?;
+    let mut res = inner.call(req).await?;
     res.extensions_mut().insert(passed);
     Ok(hold_until_done(res, permits))
 }
