@@ -37,6 +37,32 @@ pub type BoxResponse = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Response<Body>, crate::error::Error>> + Send>,
 >;
 
+/// What the retry and shape layers wrap: a cheap-to-clone service whose future is a
+/// [`BoxResponse`]. Named once here, so each layer's bounds say only this.
+pub trait Downstream:
+    tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = crate::error::Error,
+        Future = BoxResponse,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Downstream for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = crate::error::Error,
+            Future = BoxResponse,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
 pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
 

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
-use crate::proxy::stack::BoxResponse;
+use crate::proxy::stack::Downstream;
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
 
 /// Response header: how many times pacer re-sent the request.
@@ -63,14 +63,7 @@ impl<S> Retry<S> {
 
 impl<S> tower::Service<Request<Body>> for Retry<S>
 where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = Error,
-            Future = BoxResponse,
-        > + Clone
-        + Send
-        + 'static,
+    S: Downstream,
 {
     type Response = Response<Body>;
     type Error = Error;
@@ -112,14 +105,7 @@ enum Next {
 
 impl<S> Attempts<S>
 where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = Error,
-            Future = BoxResponse,
-        > + Clone
-        + Send
-        + 'static,
+    S: Downstream,
 {
     async fn start(
         shared: Arc<Shared>,

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
-use crate::proxy::stack::BoxResponse;
+use crate::proxy::stack::Downstream;
 
 /// The limiters of a config, and which of them each route passes.
 pub struct Limits {
@@ -119,14 +119,7 @@ impl<S> Shape<S> {
 
 impl<S> tower::Service<Request<Body>> for Shape<S>
 where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = Error,
-            Future = BoxResponse,
-        > + Clone
-        + Send
-        + 'static,
+    S: Downstream,
 {
     type Response = Response<Body>;
     type Error = Error;
@@ -163,13 +156,7 @@ async fn shape<S>(
     mut inner: S,
 ) -> Result<Response<Body>, Error>
 where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = Error,
-            Future = BoxResponse,
-        > + Send
-        + 'static,
+    S: Downstream,
 {
     let start = match req.extensions().get::<RequestStart>() {
         Some(s) => s.0,
