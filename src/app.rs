@@ -80,7 +80,8 @@ impl App {
     ///
     /// The admin listener stops with the proxy but not before it: while the proxy drains,
     /// `/readyz` answers 503 and `/metrics` still shows the drain. Both run in this one future
-    /// (no detached tasks), so dropping it stops everything.
+    /// (no detached tasks), so dropping it stops everything; with worker threads, dropping it
+    /// stops accepting and the workers drain and end on their own.
     pub async fn serve(
         self,
         listeners: Listeners,
