@@ -168,7 +168,7 @@ where
     let server = shared.server;
     let tracker = shared.tracker.clone();
     let service =
-        hyper::service::service_fn(move |req: Request<Incoming>| handle(shared.clone(), info, req));
+        hyper::service::service_fn(move |req: Request<Incoming>| handle(&shared, info, req));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -191,18 +191,28 @@ where
     }
 }
 
-async fn handle(
-    shared: Shared,
+/// Sends one request into the stack (or to CONNECT handling). Not async itself: it takes from
+/// `shared` only what the request needs, so an ordinary request clones the stack and nothing
+/// else (the connection's services are `Arc`s that every request would otherwise touch).
+fn handle(
+    shared: &Shared,
     info: ConnInfo,
     mut req: Request<Incoming>,
-) -> Result<http::Response<body::Body>, std::convert::Infallible> {
-    if req.method() == Method::CONNECT {
-        return Ok(connect::handle(shared, info, req).await);
+) -> impl Future<Output = Result<http::Response<body::Body>, std::convert::Infallible>> + Send + 'static
+{
+    let connect = (req.method() == Method::CONNECT).then(|| shared.clone());
+    if connect.is_none() {
+        req.extensions_mut().insert(info);
+        if client::is_upgrade(req.headers()) {
+            // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
+            req.extensions_mut().insert(shared.tracker.clone());
+        }
     }
-    req.extensions_mut().insert(info);
-    if client::is_upgrade(req.headers()) {
-        // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
-        req.extensions_mut().insert(shared.tracker.clone());
+    let stack = shared.stack.clone();
+    async move {
+        match connect {
+            Some(shared) => Ok(connect::handle(shared, info, req).await),
+            None => stack::call(stack, req).await,
+        }
     }
-    stack::call(shared.stack, req).await
 }

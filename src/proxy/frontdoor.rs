@@ -39,9 +39,12 @@ impl Target {
     /// The client's address for `client_ip` limit keys. A request without a target (never on
     /// the proxy path) counts as one unknown client rather than escaping the limit.
     pub fn client_ip(extensions: &http::Extensions) -> std::net::IpAddr {
-        extensions
-            .get::<Target>()
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |t| t.client_addr.ip())
+        Target::ip_of(extensions.get::<Target>())
+    }
+
+    /// [`Target::client_ip`] for a target held outside a request.
+    pub fn ip_of(target: Option<&Target>) -> std::net::IpAddr {
+        target.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |t| t.client_addr.ip())
     }
 }
 

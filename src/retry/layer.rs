@@ -84,7 +84,14 @@ where
 struct Attempts<S> {
     shared: Arc<Shared>,
     inner: S,
+    /// The request head to re-send; its extensions are in `first` and `target`.
     parts: http::request::Parts,
+    /// The client's own extensions, which the first attempt takes whole.
+    first: Option<http::Extensions>,
+    /// For an upgrade request, a copy of them for every retry: its hand-over to the client's
+    /// connection cannot be rebuilt from parts.
+    upgrade: Option<http::Extensions>,
+    target: Option<Target>,
     replay: Replay<Body>,
     route: Option<usize>,
     start: Instant,
@@ -120,6 +127,9 @@ where
             .unwrap_or(shared.cfg.max_retry_after);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(RequestStart(start));
+        let first = std::mem::take(&mut parts.extensions);
+        let target = first.get::<Target>().cloned();
+        let upgrade = crate::proxy::client::is_upgrade(&parts.headers).then(|| first.clone());
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -132,6 +142,9 @@ where
             shared,
             inner,
             parts,
+            first: Some(first),
+            upgrade,
+            target,
             replay,
             route,
             start,
@@ -160,7 +173,15 @@ where
             .next_body()
             .map(body::boxed)
             .unwrap_or_else(body::empty);
-        let mut req = Request::from_parts(self.parts.clone(), body);
+        let mut req = Request::new(body);
+        *req.method_mut() = self.parts.method.clone();
+        *req.uri_mut() = self.parts.uri.clone();
+        *req.version_mut() = self.parts.version;
+        *req.headers_mut() = self.parts.headers.clone();
+        *req.extensions_mut() = match self.first.take() {
+            Some(client) => client,
+            None => self.retry_extensions(),
+        };
         if self.made > 0 {
             req.extensions_mut().insert(IsRetry);
         }
@@ -214,10 +235,23 @@ where
         }
     }
 
+    /// Extensions for a re-sent request. The client's went with the first attempt (not cloning
+    /// them per request saves an allocation per extension); the layers below read only these.
+    fn retry_extensions(&self) -> http::Extensions {
+        if let Some(all) = &self.upgrade {
+            return all.clone();
+        }
+        let mut ext = http::Extensions::new();
+        if let Some(target) = &self.target {
+            ext.insert(target.clone());
+        }
+        ext.insert(RequestStart(self.start));
+        ext
+    }
+
     fn connect_timeout(&self) -> Duration {
-        self.parts
-            .extensions
-            .get::<Target>()
+        self.target
+            .as_ref()
             .map_or(Duration::ZERO, |t| t.upstream.connect_timeout())
     }
 
@@ -300,7 +334,7 @@ where
     }
 
     fn client_ip(&self) -> std::net::IpAddr {
-        Target::client_ip(&self.parts.extensions)
+        Target::ip_of(self.target.as_ref())
     }
 
     /// Marks a response that waited or was retried.
