@@ -15,8 +15,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Turns transparent huge pages off for this process. mimalloc advises its arenas for huge
 /// pages, so the first touch of any 4 KiB page made the kernel back the whole 2 MiB around it:
 /// resident memory then tracked what was allocated, not what was used, and each idle or queued
-/// connection's untouched buffer space counted in full (+214 MiB instead of +132 MiB for 10,000
-/// queued requests). The same switch as mimalloc's own `MIMALLOC_ALLOW_THP=0`, set here because
+/// connection's untouched buffer space counted in full (bench/shaping.sh: +326 MiB instead of
+/// +202 MiB for 10,000 queued requests). The same switch as mimalloc's own `MIMALLOC_ALLOW_THP=0`, set here because
 /// mimalloc reads that before `main`.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]

@@ -1,9 +1,9 @@
 //! The upstream client: one per upstream, over rustls, with its connections in a [`Pool`].
 //!
 //! Each upstream has its own trust roots, timeouts and pool. The client rewrites the request for
-//! the upstream (scheme, authority, Host), removes hop-by-hop headers, and classifies failures
-//! into typed errors: a connect failure (nothing sent, always safe to retry) is told apart from a
-//! broken exchange (may have reached the API) and a timeout.
+//! the upstream (an origin-form target, Host, HTTP/1.1), removes hop-by-hop headers, and
+//! classifies failures into typed errors: a connect failure (nothing sent, always safe to
+//! retry) is told apart from a broken exchange (may have reached the API) and a timeout.
 
 use std::sync::Arc;
 use std::time::Duration;

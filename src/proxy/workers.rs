@@ -4,9 +4,9 @@
 //! Why: on the shared multi-threaded runtime a proxied request wakes up to four tasks (the client
 //! connection, the pooled upstream connection, and the hand-offs between them), often on
 //! different threads, and each cross-thread wake-up costs a futex call and a context switch. On
-//! a worker's own runtime those tasks live on one thread, and the upstream client keeps one pool
-//! per thread ([`UpstreamClient`](super::client::UpstreamClient)), so a request never leaves the
-//! thread that accepted it. The pass-through benchmark (bench/passthrough.sh) measures the gain.
+//! a worker's own runtime those tasks live on one thread, and the upstream client keeps its idle
+//! connections per thread (`pool.rs`), so a request never leaves the thread that accepted it.
+//! The pass-through benchmark (bench/passthrough.sh) measures the gain.
 //!
 //! Round-robin hand-off rather than every worker accepting on its own: with a few long-lived
 //! keep-alive connections (a load tool's usual pattern) whichever thread wins the accept races
