@@ -70,11 +70,7 @@ pub async fn serve(
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let accepting = Accepting {
-        listener,
-        shutdown: Box::pin(shutdown),
-    };
-    run_connections(accepting, stack, connect, server).await;
+    run_connections(Accepting::new(listener, shutdown), stack, connect, server).await;
     tracing::info!("drain finished");
     Ok(())
 }
@@ -86,9 +82,18 @@ pub(crate) trait Connections {
 }
 
 /// A listener, until a shutdown future resolves.
-struct Accepting<S> {
+pub(crate) struct Accepting<S> {
     listener: TcpListener,
     shutdown: Pin<Box<S>>,
+}
+
+impl<S> Accepting<S> {
+    pub(crate) fn new(listener: TcpListener, shutdown: S) -> Accepting<S> {
+        Accepting {
+            listener,
+            shutdown: Box::pin(shutdown),
+        }
+    }
 }
 
 impl<S: Future<Output = ()>> Connections for Accepting<S> {

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::connect::Connect;
 use super::stack::Stack;
+use super::Connections;
 use crate::config::Server;
 
 /// A connection on its way to a worker: the std socket, re-registered on the worker's runtime.
@@ -58,7 +59,6 @@ pub async fn serve(
     accept(listener, &inboxes, shutdown).await;
     // Closing the inboxes is the workers' signal to stop taking connections and drain.
     drop(inboxes);
-    tracing::info!("stopped accepting; draining in-flight requests");
     for done in finished {
         let _ = done.await;
     }
@@ -72,19 +72,9 @@ async fn accept(
     inboxes: &[mpsc::UnboundedSender<Handoff>],
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
+    let mut accepting = super::Accepting::new(listener, shutdown);
     let mut turn = 0usize;
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    super::accept_error(e).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = accepting.next().await {
         // into_std deregisters the socket from this runtime; it stays non-blocking.
         let Ok(stream) = stream.into_std() else {
             continue;
@@ -123,7 +113,7 @@ fn spawn_worker(
 /// A worker's connections, as the acceptor hands them over; ends when the acceptor stops.
 struct Inbox(mpsc::UnboundedReceiver<Handoff>);
 
-impl super::Connections for Inbox {
+impl Connections for Inbox {
     async fn next(&mut self) -> Option<(TcpStream, SocketAddr)> {
         loop {
             let (stream, peer) = self.0.recv().await?;
