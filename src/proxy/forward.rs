@@ -1,7 +1,5 @@
 //! The innermost service: sends the request to the upstream its [`Target`] names.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,6 +7,7 @@ use http::{Request, Response};
 
 use super::body::Body;
 use super::frontdoor::Target;
+use super::stack::BoxResponse;
 use crate::error::Error;
 use crate::metrics::Metrics;
 
@@ -28,7 +27,7 @@ impl Forward {
 impl tower::Service<Request<Body>> for Forward {
     type Response = Response<Body>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+    type Future = BoxResponse;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))

@@ -7,8 +7,6 @@
 //! collecting its own 429. When it gives up, the client gets the upstream's last answer as it came,
 //! marked with `x-pacer-gave-up`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -24,7 +22,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
-use crate::proxy::stack::Downstream;
+use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
 
 /// Response header: how many times pacer re-sent the request.
@@ -67,7 +65,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+    type Future = BoxResponse;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
@@ -173,11 +171,8 @@ where
             .next_body()
             .map(body::boxed)
             .unwrap_or_else(body::empty);
-        let mut req = Request::new(body);
-        *req.method_mut() = self.parts.method.clone();
-        *req.uri_mut() = self.parts.uri.clone();
-        *req.version_mut() = self.parts.version;
-        *req.headers_mut() = self.parts.headers.clone();
+        // `parts` holds no extensions (cloning it copies the head only); they come from here.
+        let mut req = Request::from_parts(self.parts.clone(), body);
         *req.extensions_mut() = match self.first.take() {
             Some(client) => client,
             None => self.retry_extensions(),

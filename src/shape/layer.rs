@@ -4,7 +4,6 @@
 //! body is finished (or dropped, when the client goes away), so a concurrency cap counts requests
 //! truly in flight upstream, streaming included.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +19,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
-use crate::proxy::stack::Downstream;
+use crate::proxy::stack::{BoxResponse, Downstream};
 
 /// The limiters of a config, and which of them each route passes.
 pub struct Limits {
@@ -123,7 +122,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+    type Future = BoxResponse;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
