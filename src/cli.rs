@@ -173,11 +173,11 @@ impl Command {
                     0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                     n => n,
                 };
+                let app = crate::app::App::new(config)?.with_workers(workers);
+                // Handlers first: from the start line on, SIGTERM drains.
+                let shutdown = crate::shutdown::signal();
                 tracing::info!(%listen, workers, "pacer proxy started");
-                crate::app::App::new(config)?
-                    .with_workers(workers)
-                    .serve(listeners, crate::shutdown::signal())
-                    .await?;
+                app.serve(listeners, shutdown).await?;
                 Ok(())
             }
             Command::Check { config: path } => {
@@ -194,8 +194,9 @@ impl Command {
                     None => crate::mock::MockConfig::default(),
                 };
                 let listener = bind(listen, "mock").await?;
+                let shutdown = crate::shutdown::signal();
                 tracing::info!(%listen, "pacer mock started");
-                crate::mock::serve(listener, mock_config, crate::shutdown::signal()).await?;
+                crate::mock::serve(listener, mock_config, shutdown).await?;
                 Ok(())
             }
             Command::Ca { command } => command.run(),

@@ -1,23 +1,34 @@
 //! The drain signal: SIGTERM or Ctrl-C in the binary, any future in tests.
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+use std::future::Future;
+
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed by this call, not when the future
+/// is first polled: a signal that arrives after startup is logged but before serving begins
+/// still drains instead of killing the process.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(int.take()) => tracing::info!("Ctrl-C received; draining"),
+                _ = wait(term.take()) => tracing::info!("SIGTERM received; draining"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received; draining"),
-        _ = term => tracing::info!("SIGTERM received; draining"),
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received; draining");
     }
 }

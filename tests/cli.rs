@@ -159,3 +159,62 @@ fn generate_runs_a_scenario_and_writes_reports() {
     assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sigterm_stops_worker_threads_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("pacer-cli-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.yaml");
+    std::fs::write(
+        &path,
+        "listen: 127.0.0.1:0\nupstreams:\n  api: { base_url: 'http://127.0.0.1:9' }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args([
+            "proxy",
+            "--config",
+            path.to_str().unwrap(),
+            "--workers",
+            "2",
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the pacer binary runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The start line is logged once the listener is bound and the workers are about to start.
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("pacer proxy started") && l.contains("workers=2"));
+    assert!(started, "pacer never said it started");
+    // SAFETY: kill takes plain integers; the pid is our own child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+    // Bounded: a process that does not drain fails the test instead of hanging it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pacer did not exit within 30 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let rest = rest.join().unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        rest.join("\n")
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("drain finished")),
+        "{}",
+        rest.join("\n")
+    );
+}
