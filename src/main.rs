@@ -6,18 +6,21 @@ use std::process::ExitCode;
 use clap::Parser;
 use pacer::cli::Cli;
 
-// mimalloc instead of the system allocator: the request path allocates many small, short-lived
-// objects (header maps, boxed futures, buffers) across worker threads, which glibc's malloc
-// serves with more locking and fragmentation; the pass-through benchmark measures the difference.
+// jemalloc instead of the system allocator, for two measured reasons (README, "Benchmarks"):
+// - memory: hyper gives every HTTP/1.1 connection 8 KiB read and write buffers, mostly never
+//   written. jemalloc keeps its free-block bookkeeping outside the blocks, so an unwritten buffer
+//   costs no resident memory; glibc's malloc and mimalloc write into every block they hand out,
+//   which made each buffer cost a 4 KiB page (10,000 idle connections: +37 MiB, against +111 MiB).
+// - speed: the request path allocates many small, short-lived objects across worker threads; the
+//   pass-through benchmark and callgrind put jemalloc level with or ahead of mimalloc.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Turns transparent huge pages off for this process. mimalloc advises its arenas for huge
-/// pages, so the first touch of any 4 KiB page made the kernel back the whole 2 MiB around it:
-/// resident memory then tracked what was allocated, not what was used, and each idle or queued
-/// connection's untouched buffer space counted in full (bench/shaping.sh: +326 MiB instead of
-/// +202 MiB for 10,000 queued requests). The same switch as mimalloc's own `MIMALLOC_ALLOW_THP=0`, set here because
-/// mimalloc reads that before `main`.
+/// Turns transparent huge pages off for this process. Where THP is `always`, the first touch of
+/// any 4 KiB page can make the kernel back the whole 2 MiB around it, so resident memory tracks
+/// what the allocator reserved, not what is used, and each connection's untouched buffer space
+/// counts in full (bench/shaping.sh measured +326 MiB instead of +202 MiB for 10,000 queued
+/// requests before this switch).
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
