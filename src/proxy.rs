@@ -29,6 +29,7 @@ pub mod tunnel;
 pub mod upgrade;
 pub mod workers;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -172,8 +173,7 @@ where
 {
     let server = shared.server;
     let tracker = shared.tracker.clone();
-    let service =
-        hyper::service::service_fn(move |req: Request<Incoming>| handle(&shared, info, req));
+    let service = Serve { shared, info };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -196,28 +196,44 @@ where
     }
 }
 
-/// Sends one request into the stack (or to CONNECT handling). Not async itself: it takes from
-/// `shared` only what the request needs, so an ordinary request clones the stack and nothing
-/// else (the connection's services are `Arc`s that every request would otherwise touch).
-fn handle(
-    shared: &Shared,
+/// What hyper keeps per connection for the request in flight: the stack's future or CONNECT's.
+/// Made before hyper stores it, so the per-connection box hyper sizes for it (and keeps while
+/// the connection idles) is one of these, not an `async` block holding the request too.
+type Handled = futures_util::future::Either<
+    Pin<Box<dyn Future<Output = Result<http::Response<body::Body>, Infallible>> + Send>>,
+    <Stack as tower::Service<Request<Incoming>>>::Future,
+>;
+
+/// The service hyper calls for each request on a connection. A named type rather than
+/// `service_fn` and a closure, so that the future's type is spelled out ([`Handled`]).
+struct Serve {
+    shared: Shared,
     info: ConnInfo,
-    mut req: Request<Incoming>,
-) -> impl Future<Output = Result<http::Response<body::Body>, std::convert::Infallible>> + Send + 'static
-{
-    let connect = (req.method() == Method::CONNECT).then(|| shared.clone());
-    if connect.is_none() {
-        req.extensions_mut().insert(info);
-        if client::is_upgrade(req.headers()) {
-            // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
-            req.extensions_mut().insert(shared.tracker.clone());
-        }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Serve {
+    type Response = http::Response<body::Body>;
+    type Error = Infallible;
+    type Future = Handled;
+
+    fn call(&self, req: Request<Incoming>) -> Handled {
+        handle(&self.shared, self.info, req)
     }
-    let stack = shared.stack.clone();
-    async move {
-        match connect {
-            Some(shared) => Ok(connect::handle(shared, info, req).await),
-            None => stack::call(stack, req).await,
-        }
+}
+
+/// Sends one request into the stack (or to CONNECT handling). It takes from `shared` only what
+/// the request needs, so an ordinary request clones the stack and nothing else (the
+/// connection's services are `Arc`s that every request would otherwise touch).
+fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handled {
+    use futures_util::future::Either;
+    if req.method() == Method::CONNECT {
+        return Either::Left(connect::handle(shared.clone(), info, req));
     }
+    req.extensions_mut().insert(info);
+    if client::is_upgrade(req.headers()) {
+        // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
+        req.extensions_mut().insert(shared.tracker.clone());
+    }
+    // The stack is always ready: limits wait inside its future, not in `poll_ready`.
+    Either::Right(tower::Service::call(&mut shared.stack.clone(), req))
 }

@@ -13,6 +13,7 @@
 //! Only then does the client hear 200. The work after it runs in a task holding a
 //! [`Tracker`](super::tunnel::Tracker), so shutdown waits for it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -136,8 +137,8 @@ pub(super) fn handle(
     shared: Shared,
     info: ConnInfo,
     req: Request<Incoming>,
-) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-    Box::pin(answer(shared, info, req))
+) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> {
+    Box::pin(async move { Ok(answer(shared, info, req).await) })
 }
 
 async fn answer(shared: Shared, info: ConnInfo, mut req: Request<Incoming>) -> Response<Body> {

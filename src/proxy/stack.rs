@@ -15,11 +15,9 @@
 //!    the response body is done.
 //! 6. [`Forward`]: the pooled upstream client.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use super::body::Body;
 use super::forward::Forward;
@@ -79,10 +77,4 @@ pub fn build(
     let front = FrontDoor::new(admission, retry);
     let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);
     Observe::new(rescue, metrics, routes)
-}
-
-/// Calls the stack once; the form hyper's `service_fn` wants.
-pub async fn call(mut stack: Stack, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    use tower::Service;
-    stack.call(req).await
 }
