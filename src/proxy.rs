@@ -157,23 +157,50 @@ pub(crate) async fn accept_error(e: std::io::Error) {
 }
 
 /// Serves one client connection.
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Shared) {
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Shared,
+) -> impl Future<Output = ()> + Send + 'static {
     let _ = stream.set_nodelay(true);
     let info = ConnInfo {
         peer,
         tunnel_upstream: None,
     };
-    serve_http(TokioIo::new(stream), info, shared).await;
+    serve_http(TokioIo::new(stream), info, shared)
 }
 
 /// Serves HTTP/1.1 on a client connection: a plain one, or the inside of an intercepted CONNECT.
-async fn serve_http<I>(io: I, info: ConnInfo, shared: Shared)
+///
+/// Not an `async fn`, and the connection is boxed: every open connection keeps this future for
+/// its whole life, and an `async fn` would keep its arguments a second time beside the
+/// connection made from them (1.9 KiB per connection in all, about 1.1 KiB this way).
+fn serve_http<I>(io: I, info: ConnInfo, shared: Shared) -> impl Future<Output = ()> + Send + 'static
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let server = shared.server;
     let tracker = shared.tracker.clone();
-    let service = Serve { shared, info };
+    let builder = http1_server(shared.server);
+    let mut conn = Box::pin(
+        builder
+            .serve_connection(io, Serve { shared, info })
+            .with_upgrades(),
+    );
+    async move {
+        let result = tokio::select! {
+            res = conn.as_mut() => res,
+            _ = tracker.draining() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+fn http1_server(server: Server) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -182,18 +209,7 @@ where
         // pacer's JSON 431 instead of hyper's bare one.
         .max_buf_size((server.max_header_bytes * 2).max(16 * 1024))
         .max_headers(512);
-    let conn = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        res = conn.as_mut() => res,
-        _ = tracker.draining() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
-    }
+    builder
 }
 
 /// What hyper keeps per connection for the request in flight: the stack's future or CONNECT's.
