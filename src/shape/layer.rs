@@ -4,6 +4,7 @@
 //! body is finished (or dropped, when the client goes away), so a concurrency cap counts requests
 //! truly in flight upstream, streaming included.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -147,13 +148,16 @@ where
     }
 }
 
-async fn shape<S>(
+/// Not an `async fn`: a queued request waits in this future, and an `async fn` would hold the
+/// request twice (its argument and the local it moves to). The `async` block uses what it
+/// captures in place.
+fn shape<S>(
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     route: Option<usize>,
     req: Request<Body>,
     mut inner: S,
-) -> Result<Response<Body>, Error>
+) -> impl Future<Output = Result<Response<Body>, Error>> + Send
 where
     S: Downstream,
 {
@@ -166,31 +170,33 @@ where
         None => Priority::Normal,
     };
     let client_ip = Target::client_ip(req.extensions());
-    let mut permits = Vec::new();
-    let mut passed = Passed::default();
-    for &i in limits.for_route(route) {
-        let cfg = &limits.configs[i];
-        let key = key_for(&cfg.key, req.headers(), client_ip);
-        let acquire = Acquire {
-            key,
-            deadline: start + cfg.queue.max_wait,
-            priority,
-        };
-        let permit = match limits.limiters[i].acquire(acquire).await {
-            Ok(p) => p,
-            Err(e) => {
-                metrics.rejected(i, rejection_reason(&e));
-                return Err(e);
-            }
-        };
-        metrics.queue_wait(i, permit.waited);
-        passed.waited += permit.waited;
-        passed.keys.push((i, key));
-        permits.push(permit);
+    async move {
+        let mut permits = Vec::new();
+        let mut passed = Passed::default();
+        for &i in limits.for_route(route) {
+            let cfg = &limits.configs[i];
+            let key = key_for(&cfg.key, req.headers(), client_ip);
+            let acquire = Acquire {
+                key,
+                deadline: start + cfg.queue.max_wait,
+                priority,
+            };
+            let permit = match limits.limiters[i].acquire(acquire).await {
+                Ok(p) => p,
+                Err(e) => {
+                    metrics.rejected(i, rejection_reason(&e));
+                    return Err(e);
+                }
+            };
+            metrics.queue_wait(i, permit.waited);
+            passed.waited += permit.waited;
+            passed.keys.push((i, key));
+            permits.push(permit);
+        }
+        let mut res = inner.call(req).await?;
+        res.extensions_mut().insert(passed);
+        Ok(hold_until_done(res, permits))
     }
-    let mut res = inner.call(req).await?;
-    res.extensions_mut().insert(passed);
-    Ok(hold_until_done(res, permits))
 }
 
 /// The `reason` label of `pacer_rejected_total` for a limiter's refusal.
