@@ -13,6 +13,7 @@ use pacer::cli::Cli;
 //   which made each buffer cost a 4 KiB page (10,000 idle connections: +37 MiB, against +111 MiB).
 // - speed: the request path allocates many small, short-lived objects across worker threads; the
 //   pass-through benchmark and callgrind put jemalloc level with or ahead of mimalloc.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
