@@ -78,3 +78,39 @@ pub fn build(
     let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);
     Observe::new(rescue, metrics, routes)
 }
+
+/// Helpers for the layers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::error::Error;
+
+    /// A layer below that is never polled.
+    #[derive(Clone)]
+    pub(crate) struct Never;
+
+    impl tower::Service<Request<Body>> for Never {
+        type Response = Response<Body>;
+        type Error = Error;
+        type Future = BoxResponse;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> BoxResponse {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// A one-upstream config with no limits, and its limits and metrics.
+    pub(crate) fn limits_and_metrics() -> (config::Config, Arc<Limits>, Arc<Metrics>) {
+        let text = "upstreams: { a: { base_url: 'http://127.0.0.1:1' } }";
+        let config = config::Config::parse(text, std::path::Path::new(".")).unwrap();
+        let limits = Arc::new(Limits::new(&config));
+        let metrics = Arc::new(Metrics::new(&config));
+        (config, limits, metrics)
+    }
+}

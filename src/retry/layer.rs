@@ -380,33 +380,13 @@ fn body_error(err: crate::BoxError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A layer below that is never polled here.
-    #[derive(Clone)]
-    struct Never;
-
-    impl tower::Service<Request<Body>> for Never {
-        type Response = Response<Body>;
-        type Error = Error;
-        type Future = BoxResponse;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: Request<Body>) -> BoxResponse {
-            Box::pin(std::future::pending())
-        }
-    }
+    use crate::proxy::stack::testing::{limits_and_metrics, Never};
 
     /// Every queued request holds this layer's future, so its size is memory per queued
     /// request (bench/shaping.sh). Storing the request state twice made it 2.2 KiB.
     #[test]
     fn the_retry_future_stays_small() {
-        let text = "upstreams: { a: { base_url: 'http://127.0.0.1:1' } }";
-        let config = config::Config::parse(text, std::path::Path::new(".")).unwrap();
-        let limits = Arc::new(Limits::new(&config));
-        let metrics = Arc::new(Metrics::new(&config));
+        let (config, limits, metrics) = limits_and_metrics();
         let mut retry = Retry::new(config.retry, limits, metrics, Never);
         let fut = tower::Service::call(&mut retry, Request::new(body::empty()));
         let size = std::mem::size_of_val(&*fut);
