@@ -103,7 +103,6 @@ struct Attempts<S> {
     upgrade: Option<http::Extensions>,
     target: Option<Target>,
     replay: Replay<Body>,
-    route: Option<usize>,
     start: Instant,
     deadline: Instant,
     /// Attempts made so far.
@@ -128,15 +127,14 @@ where
     /// body and its declared length.
     fn new(shared: Arc<Shared>, req: Request<Body>, inner: S) -> (Self, Body, Option<u64>) {
         let start = Instant::now();
-        let route = req.extensions().get::<Target>().and_then(|t| t.route);
-        let budget = shared
-            .limits
-            .max_wait(route)
-            .unwrap_or(shared.cfg.max_retry_after);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(RequestStart(start));
         let first = std::mem::take(&mut parts.extensions);
         let target = first.get::<Target>().cloned();
+        let budget = shared
+            .limits
+            .max_wait(target.as_ref().and_then(|t| t.route))
+            .unwrap_or(shared.cfg.max_retry_after);
         let upgrade = crate::proxy::client::is_upgrade(&parts.headers).then(|| first.clone());
         let content_length = parts
             .headers
@@ -151,7 +149,6 @@ where
             upgrade,
             target,
             replay: Replay::buffered(Bytes::new(), None),
-            route,
             start,
             deadline: start + budget,
             made: 0,
@@ -167,7 +164,7 @@ where
                 Next::Done(res) => return Ok(self.finish(res)),
                 Next::Again(wait, reason) => (wait, reason),
             };
-            self.shared.metrics.retry(self.route, reason.as_str());
+            self.shared.metrics.retry(self.route(), reason.as_str());
             self.wait(wait).await;
         }
     }
@@ -251,6 +248,11 @@ where
         ext
     }
 
+    /// The route the front door matched; it travels in the target.
+    fn route(&self) -> Option<usize> {
+        self.target.as_ref().and_then(|t| t.route)
+    }
+
     fn connect_timeout(&self) -> Duration {
         self.target
             .as_ref()
@@ -321,7 +323,7 @@ where
 
     fn paused_through(&self, until: Instant) -> bool {
         let limits = &self.shared.limits;
-        limits.for_route(self.route).iter().any(|&i| {
+        limits.for_route(self.route()).iter().any(|&i| {
             let cfg = limits.config(i);
             cfg.mode == config::Mode::Queue
                 && limits
