@@ -164,7 +164,7 @@ impl Inner {
         let checkin = (!upgrading).then_some(Checkin { pool: self, sender });
         if incoming.is_end_stream() {
             if let Some(c) = checkin {
-                c.pool.checkin(c.sender);
+                c.give_back();
             }
             return Response::from_parts(parts, super::body::boxed(incoming));
         }
@@ -173,9 +173,16 @@ impl Inner {
     }
 }
 
+/// A connection on its way back to the pool, once its response has been read.
 struct Checkin {
     pool: Arc<Inner>,
     sender: SendRequest<Body>,
+}
+
+impl Checkin {
+    fn give_back(self) {
+        self.pool.checkin(self.sender);
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -210,7 +217,7 @@ impl http_body::Body for PooledBody {
         };
         if ended {
             if let Some(c) = this.checkin.take() {
-                c.pool.checkin(c.sender);
+                c.give_back();
             }
         }
         Poll::Ready(polled.map(|r| r.map_err(Into::into)))
