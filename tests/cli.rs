@@ -14,6 +14,13 @@ fn example(name: &str) -> String {
     format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A directory of this test's own (`tag` keeps tests apart, the pid keeps runs apart).
+fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pacer-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn check_accepts_the_shipped_examples_and_exits_0() {
     for name in ["genesys.yaml", "quickstart.yaml"] {
@@ -31,8 +38,7 @@ fn check_accepts_the_shipped_examples_and_exits_0() {
 
 #[test]
 fn check_reports_field_and_line_and_exits_2() {
-    let dir = std::env::temp_dir().join(format!("pacer-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("check");
     let path = dir.join("bad.yaml");
     std::fs::write(
         &path,
@@ -85,8 +91,7 @@ fn a_taken_port_is_a_runtime_failure() {
 
 #[test]
 fn generate_refuses_a_bad_scenario_with_field_line_and_exit_2() {
-    let dir = std::env::temp_dir().join(format!("pacer-cli-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("gen");
     let path = dir.join("bad.yaml");
     std::fs::write(
         &path,
@@ -103,8 +108,7 @@ fn generate_refuses_a_bad_scenario_with_field_line_and_exit_2() {
 
 #[test]
 fn generate_runs_a_scenario_and_writes_reports() {
-    let dir = std::env::temp_dir().join(format!("pacer-cli-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("run");
     // The mock runs on a thread of this test; its socket listens before the thread starts.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -163,8 +167,7 @@ fn generate_runs_a_scenario_and_writes_reports() {
 #[test]
 fn sigterm_stops_worker_threads_and_exits_0() {
     use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!("pacer-cli-term-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("term");
     let path = dir.join("proxy.yaml");
     std::fs::write(
         &path,
