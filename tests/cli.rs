@@ -21,6 +21,13 @@ fn scratch_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Writes `text` to a file `name` in the test's scratch directory and returns its path.
+fn scratch_file(tag: &str, name: &str, text: &str) -> std::path::PathBuf {
+    let path = scratch_dir(tag).join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn check_accepts_the_shipped_examples_and_exits_0() {
     for name in ["genesys.yaml", "quickstart.yaml"] {
@@ -38,13 +45,11 @@ fn check_accepts_the_shipped_examples_and_exits_0() {
 
 #[test]
 fn check_reports_field_and_line_and_exits_2() {
-    let dir = scratch_dir("check");
-    let path = dir.join("bad.yaml");
-    std::fs::write(
-        &path,
+    let path = scratch_file(
+        "check",
+        "bad.yaml",
         "listen: 127.0.0.1:8080\nupstreams:\n  genesys:\n    region: us-east-1\n    hostz: [x]\n",
-    )
-    .unwrap();
+    );
     let out = pacer(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -91,13 +96,11 @@ fn a_taken_port_is_a_runtime_failure() {
 
 #[test]
 fn generate_refuses_a_bad_scenario_with_field_line_and_exit_2() {
-    let dir = scratch_dir("gen");
-    let path = dir.join("bad.yaml");
-    std::fs::write(
-        &path,
+    let path = scratch_file(
+        "gen",
+        "bad.yaml",
         "target: http://127.0.0.1:9\nrequests: [{ path: /a }]\nphases:\n  - { duration: 1s, rate: fast }\n",
-    )
-    .unwrap();
+    );
     let out = pacer(&["generate", "--scenario", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -167,13 +170,11 @@ fn generate_runs_a_scenario_and_writes_reports() {
 #[test]
 fn sigterm_stops_worker_threads_and_exits_0() {
     use std::io::{BufRead, BufReader};
-    let dir = scratch_dir("term");
-    let path = dir.join("proxy.yaml");
-    std::fs::write(
-        &path,
+    let path = scratch_file(
+        "term",
+        "proxy.yaml",
         "listen: 127.0.0.1:0\nupstreams:\n  api: { base_url: 'http://127.0.0.1:9' }\n",
-    )
-    .unwrap();
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
         .args([
             "proxy",
