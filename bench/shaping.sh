@@ -3,7 +3,8 @@
 #
 #  1. requests per second through pacer with limits that never bind, against the same pacer
 #     binary passing through (no limits), alternated round by round (target: >= 0.95);
-#  2. resident memory added by 10,000 queued requests (target: <= 64 MiB);
+#  2. resident memory added by 10,000 queued requests (target: <= 64 MiB), on connections that
+#     have served a request before and on fresh ones;
 #  3. how late a queued request leaves after its slot (target: within 1 ms), from the limiter's
 #     own release schedule measured in a release build.
 #
@@ -24,6 +25,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 mock_port=$(free_port); plain_port=$(free_port); shaped_port=$(free_port); queue_port=$(free_port)
+used_port=$(free_port)
 echo "default_limit: off" > "$out/mock.yaml"
 RUST_LOG=warn "$bin" mock --listen "127.0.0.1:$mock_port" --config "$out/mock.yaml" & pids+=($!)
 
@@ -51,11 +53,12 @@ upstreams: { mock: { base_url: 'http://127.0.0.1:$mock_port' } }
 limits:
   slow: { rate: 1/h, queue: { max_depth: 20000, max_wait: 20000h } }
 routes:
-  - { match: '* /api/v2/**', limits: [slow] }
+  - { match: '* /api/v2/users', limits: [slow] }
 YAML
-for cfg in plain shaped queue; do RUST_LOG=warn "$bin" proxy --config "$out/$cfg.yaml" & pids+=($!); done
-queue_pid=$!
-wait_port "$mock_port"; wait_port "$plain_port"; wait_port "$shaped_port"; wait_port "$queue_port"
+sed "s/:$queue_port/:$used_port/" "$out/queue.yaml" > "$out/used.yaml"
+for cfg in plain shaped queue used; do RUST_LOG=warn "$bin" proxy --config "$out/$cfg.yaml" & pids+=($!); done
+queue_pid=${pids[-2]}; used_pid=${pids[-1]}
+wait_port "$mock_port"; wait_port "$plain_port"; wait_port "$shaped_port"; wait_port "$queue_port"; wait_port "$used_port"
 
 echo "== 1. shaping overhead (limits never bind)"
 auth='Authorization: Bearer bench-token'
@@ -78,43 +81,70 @@ print(f"median req/s: pass-through {med('plain'):.0f}  shaped {med('shaped'):.0f
 PY
 
 echo "== 2. memory of 10,000 queued requests"
-# Connections first, then a request on each, so the figure splits into what an open HTTP/1.1
-# connection costs and what its queued request adds.
-python3 - "$queue_port" "$queue_pid" <<'PY'
+# Two fresh proxies with the same binding limit, 10,000 connections each:
+#  - cold: each connection's first request is the one that queues, so the figure includes the
+#    pages that any first request on a connection writes (hyper's read and write buffers);
+#  - used: each connection first has one unshaped request answered, 50 connections at a time
+#    (the way a JMeter thread's keep-alive connection looks after its first sample), and then
+#    queues one. Its last step is what queued requests themselves add, the target's figure.
+python3 - "$queue_port" "$queue_pid" "$used_port" "$used_pid" <<'PY'
 import asyncio, resource, sys
-port, pid, n = int(sys.argv[1]), int(sys.argv[2]), 10000
-resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-def rss():
-    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")) / 1024
+n = 10000
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n), hard))
 # The head a JMeter HTTP sampler sends with a bearer token: queued requests hold their heads, so
 # a bare two-line request would understate the memory.
-head = ("GET /api/v2/users?i={} HTTP/1.1\r\nHost: api.mypurecloud.com\r\n"
+head = ("GET {} HTTP/1.1\r\nHost: api.mypurecloud.com\r\n"
         "Connection: keep-alive\r\nUser-Agent: Apache-HttpClient/4.5.14 (Java/17.0.12)\r\n"
         "Accept: application/json\r\n"
         "Authorization: Bearer 0123456789abcdef0123456789abcdef0123456789abcdef\r\n\r\n")
-async def settle():
+def rss(pid):
+    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")) / 1024
+async def settle(pid):
     # RSS is read once the proxy has caught up: the figure stops moving.
     last = -1.0
-    while abs(rss() - last) > 0.2:
-        last = rss()
+    while abs(rss(pid) - last) > 0.2:
+        last = rss(pid)
         await asyncio.sleep(0.5)
     return last
-async def main():
-    before = rss()
+async def answered(reader):
+    status = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(l.split(b":")[1]) for l in status.lower().split(b"\r\n") if l.startswith(b"content-length:"))
+    await reader.readexactly(length)
+    assert status.startswith(b"HTTP/1.1 200") and b"connection: close" not in status.lower(), status
+async def measure(port, pid, used):
+    each = lambda mib: f"+{mib:.1f} MiB ({mib * 1024 * 1024 / n:,.0f} B each)"
+    before = rss(pid)
     conns = []
     for start in range(0, n, 500):
         batch = range(start, min(start + 500, n))
         conns += await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in batch))
-    opened = await settle()
+    opened = await settle(pid)
+    steps = [f"{n} connections opened {each(opened - before)}"]
+    if used:
+        for start in range(0, n, 50):
+            batch = conns[start:start + 50]
+            for _, w in batch:
+                w.write(head.format("/api/v2/scripts").encode())
+            await asyncio.gather(*(answered(r) for r, _ in batch))
+        warm = await settle(pid)
+        steps.append(f"one unshaped request answered on each {each(warm - opened)}")
+        opened = warm
     for i, (_, w) in enumerate(conns):
-        w.write(head.format(i).encode())
+        w.write(head.format(f"/api/v2/users?i={i}").encode())
         if i % 500 == 499:
             await w.drain()
-    queued = await settle()
-    print(f"RSS before {before:.1f} MiB; {n} open connections +{opened - before:.1f} MiB "
-          f"({(opened - before) * 1024 * 1024 / n:.0f} B each); a request queued on each "
-          f"+{queued - opened:.1f} MiB ({(queued - opened) * 1024 * 1024 / n:.0f} B each)")
-    print(f"10,000 queued requests with their connections: +{queued - before:.1f} MiB (target <= 64 MiB)")
+    queued = await settle(pid)
+    steps.append(f"a request queued on each {each(queued - opened)}")
+    print(("used" if used else "cold") + ": " + "; ".join(steps) + f"; in all +{queued - before:.1f} MiB")
+    for _, w in conns:
+        w.close()
+    await asyncio.gather(*(w.wait_closed() for _, w in conns), return_exceptions=True)
+    return queued - opened
+async def main():
+    await measure(int(sys.argv[1]), int(sys.argv[2]), used=False)
+    added = await measure(int(sys.argv[3]), int(sys.argv[4]), used=True)
+    print(f"10,000 queued requests add +{added:.1f} MiB (target <= 64 MiB)")
 asyncio.run(main())
 PY
 
