@@ -127,9 +127,9 @@ async fn queued_waiter_footprint() {
 /// when the limiter granted it (its acquire instant plus the permit's `waited`, taken after the
 /// call so that it can only overstate) and when its task saw the permit.
 ///
-/// A plain thread sleeping to the same instants runs alongside, as the baseline: on a shared VM
+/// Plain threads sleeping to the same instants run alongside, as the baseline: on a shared VM
 /// the OS itself sometimes wakes a thread a millisecond or more late, and pacer cannot be more
-/// punctual than that. Run at the same time, a stall of the whole machine shows in both.
+/// punctual than that. Run at the same time, a stall of the whole machine shows in all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run with --release -- --ignored --nocapture"]
 async fn release_lateness() {
@@ -138,7 +138,8 @@ async fn release_lateness() {
         ..limit()
     });
     let (n, every) = (500usize, Duration::from_millis(2));
-    let os = std::thread::spawn(move || os_wake_times(n, every));
+    let os = std::thread::spawn(move || os_wake_times(n, every, false));
+    let os2 = std::thread::spawn(move || os_wake_times(n, every, true));
     let start = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -157,9 +158,11 @@ async fn release_lateness() {
         observed.push(o);
     }
     let (os_start, os_times) = os.join().unwrap();
+    let (os2_start, os2_times) = os2.join().unwrap();
     println!("release lateness over {n} queued requests at 500/s:");
     let runs = [
         ("OS alone", os_times, os_start),
+        ("OS 2 hops", os2_times, os2_start),
         ("granted", granted, start),
         ("observed", observed, start),
     ];
@@ -172,7 +175,7 @@ async fn release_lateness() {
             .map(|(slot, ms)| format!("{ms:.2} ms at {} ms", slot * 2))
             .collect();
         println!(
-            "  {what:>8}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms at {} ms; within 1 ms: {} of {n}; later: [{}]",
+            "  {what:>9}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms at {} ms; within 1 ms: {} of {n}; later: [{}]",
             pct(0.5).1,
             pct(0.99).1,
             pct(1.0).1,
@@ -183,18 +186,28 @@ async fn release_lateness() {
     }
 }
 
-/// The baseline for the figures above: a plain thread sleeping until `start + i × interval` for
-/// each i, as the fine timer's thread does, and the instants it woke.
-fn os_wake_times(n: usize, interval: Duration) -> (Instant, Vec<Instant>) {
+/// The baselines for the figures above: a plain thread sleeping until `start + i × interval`
+/// for each i, as the fine timer's thread does, and the instants it woke. With `hand_off`, the
+/// instants a second, blocked thread learned of each wake-up: the same two hops pacer makes
+/// (its timer thread wakes a runtime worker, which grants).
+fn os_wake_times(n: usize, interval: Duration, hand_off: bool) -> (Instant, Vec<Instant>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let second =
+        hand_off.then(|| std::thread::spawn(move || rx.iter().map(|()| Instant::now()).collect()));
     let start = Instant::now();
-    let woke = (0..n)
+    let woke: Vec<Instant> = (0..n)
         .map(|i| {
             let at = start + interval * i as u32;
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
-            Instant::now()
+            let now = Instant::now();
+            if hand_off {
+                tx.send(()).unwrap();
+            }
+            now
         })
         .collect();
-    (start, woke)
+    drop(tx);
+    (start, second.map_or(woke, |t| t.join().unwrap()))
 }
 
 /// The lateness in ms of each of `times`, the i-th earliest of which was due at
