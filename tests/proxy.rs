@@ -179,22 +179,10 @@ async fn an_oversized_header_section_gets_431() {
 /// everything waits, so the test takes no real 30 s.
 #[tokio::test(start_paused = true)]
 async fn a_request_head_never_finished_is_cut_off_after_30_s() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mock = start_mock_default().await;
     let pacer = start_pacer(basic_config(), mock.addr).await;
-    let mut s = tokio::net::TcpStream::connect(pacer.addr).await.unwrap();
-    s.write_all(b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let start = tokio::time::Instant::now();
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "the connection was still open after 120 s");
-    let waited = start.elapsed();
-    assert!(
-        (30..31).contains(&waited.as_secs()),
-        "cut off after {waited:?}"
-    );
+    let mut s = connect_and_send(pacer.addr, b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n").await;
+    let out = closed_after_30_s(&mut s).await;
     let text = String::from_utf8_lossy(&out);
     assert!(out.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
     assert_eq!(mock_stats(&mock).await["requests_total"], 0);
@@ -203,30 +191,43 @@ async fn a_request_head_never_finished_is_cut_off_after_30_s() {
 /// The same clock bounds a kept-alive connection's silence after an answered request.
 #[tokio::test(start_paused = true)]
 async fn a_kept_alive_connection_silent_for_30_s_is_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let mock = start_mock_default().await;
     let pacer = start_pacer(basic_config(), mock.addr).await;
-    let mut s = tokio::net::TcpStream::connect(pacer.addr).await.unwrap();
-    s.write_all(b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while !String::from_utf8_lossy(&out).contains("\r\n\r\n") {
+    let mut s =
+        connect_and_send(pacer.addr, b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut head = Vec::new();
+    while !String::from_utf8_lossy(&head).contains("\r\n\r\n") {
         let mut buf = [0u8; 4096];
         let n = s.read(&mut buf).await.unwrap();
         assert!(n > 0, "closed before answering");
-        out.extend_from_slice(&buf[..n]);
+        head.extend_from_slice(&buf[..n]);
     }
-    assert!(out.starts_with(b"HTTP/1.1 200"));
-    let answered = tokio::time::Instant::now();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut rest)).await;
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    closed_after_30_s(&mut s).await;
+}
+
+async fn connect_and_send(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
+/// Waits for pacer to close `s`, which must take 30 s (paused time) from now; returns what it
+/// wrote before closing.
+async fn closed_after_30_s(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let start = tokio::time::Instant::now();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut out)).await;
     assert!(read.is_ok(), "the connection was still open after 120 s");
-    let waited = answered.elapsed();
+    let waited = start.elapsed();
     assert!(
         (30..31).contains(&waited.as_secs()),
         "closed after {waited:?}"
     );
+    out
 }
 
 #[tokio::test]
