@@ -138,7 +138,8 @@ pub(super) fn handle(
     info: ConnInfo,
     req: Request<Incoming>,
 ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> {
-    Box::pin(async move { Ok(answer(shared, info, req).await) })
+    use futures_util::FutureExt;
+    Box::pin(answer(shared, info, req).map(Ok))
 }
 
 async fn answer(shared: Shared, info: ConnInfo, mut req: Request<Incoming>) -> Response<Body> {
