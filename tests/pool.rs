@@ -23,6 +23,9 @@ enum Upstream {
     /// Closes every connection after one answer without saying so (no `Connection: close`),
     /// like a gateway whose idle timeout fires between two requests.
     ClosesSilently,
+    /// Keep-alive, with each small answer's body sent in three pieces a moment apart, as a
+    /// slow network splits them.
+    SendsInPieces,
 }
 
 /// Starts an upstream on port 0 that answers 200 `ok`; returns its address and a counter of
@@ -41,6 +44,7 @@ async fn counting_upstream(kind: Upstream) -> (SocketAddr, Arc<AtomicUsize>) {
             match kind {
                 Upstream::KeepAlive => tokio::spawn(serve_keep_alive(stream)),
                 Upstream::ClosesSilently => tokio::spawn(answer_once_and_close(stream)),
+                Upstream::SendsInPieces => tokio::spawn(answer_in_pieces(stream)),
             };
         }
     });
@@ -58,18 +62,40 @@ async fn serve_keep_alive(stream: tokio::net::TcpStream) {
 
 /// Reads one request head, answers it as a keep-alive response would look, then closes.
 async fn answer_once_and_close(mut stream: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+    use tokio::io::AsyncWriteExt;
+    if read_head(&mut stream).await {
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+    }
+}
+
+/// Answers every request on the connection with `abcdefghi`, declared up front, in pieces.
+async fn answer_in_pieces(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    while read_head(&mut stream).await {
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n")
+            .await;
+        for piece in [&b"abc"[..], b"def", b"ghi"] {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let _ = stream.write_all(piece).await;
         }
     }
-    let _ = stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        .await;
+}
+
+/// Reads one request head (these tests send no bodies); false once the client has gone.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => head.push(buf[0]),
+        }
+    }
+    true
 }
 
 fn config() -> &'static str {
@@ -87,6 +113,24 @@ async fn sequential_requests_reuse_one_upstream_connection() {
             (status.as_u16(), &body[..]),
             (200, &b"ok"[..]),
             "request {i}"
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// A small answer is read whole before the client gets it; one that arrives in pieces is
+/// joined in order, and its connection still goes back to the pool.
+#[tokio::test]
+async fn a_small_answer_sent_in_pieces_arrives_whole() {
+    let (upstream, accepted) = counting_upstream(Upstream::SendsInPieces).await;
+    let pacer = start_pacer(config(), upstream).await;
+    let c = client();
+    for i in 0..3 {
+        let (status, _, body) = get(&c, &pacer.url("/api/v2/users")).await;
+        assert_eq!(
+            (status.as_u16(), &body[..]),
+            (200, &b"abcdefghi"[..]),
+            "{i}"
         );
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);

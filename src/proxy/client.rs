@@ -85,7 +85,8 @@ impl UpstreamClient {
         self.prepare(&mut req);
         // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
         // insertion and removal on every request.
-        match tokio::time::timeout(self.request_timeout, self.exchange(req, upgrade)).await {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        match tokio::time::timeout_at(deadline, self.exchange(req, upgrade)).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout {
                 upstream: self.name.to_string(),
@@ -117,16 +118,40 @@ impl UpstreamClient {
     /// instead of a head write now and a body write a moment later (as nginx's proxy buffering
     /// does). API answers are mostly small JSON documents, so this halves the writes and wake-ups
     /// on the client side for most requests.
-    async fn read_small(&self, incoming: Body) -> Result<Body, Error> {
+    async fn read_small(&self, mut incoming: Body) -> Result<Body, Error> {
+        use http_body::Body as _;
         use http_body_util::BodyExt;
-        match incoming.collect().await {
-            Ok(collected) => Ok(body::full(collected.to_bytes())),
-            Err(e) => Err(Error::UpstreamUnreachable {
+        // A small answer mostly comes as one data frame that ends the body: that frame is
+        // handed on as it is, with no buffer to gather it in. A length-delimited HTTP/1.1 body
+        // has no trailers, so data frames are all there is to keep.
+        let mut gathered: Option<bytes::BytesMut> = None;
+        let mut last = bytes::Bytes::new();
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| Error::UpstreamUnreachable {
                 upstream: self.name.to_string(),
                 reason: format!("the response body broke off: {e}"),
                 sent: true,
-            }),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if !last.is_empty() {
+                gathered
+                    .get_or_insert_with(bytes::BytesMut::new)
+                    .extend_from_slice(&last);
+            }
+            last = data;
+            if incoming.is_end_stream() {
+                break;
+            }
         }
+        Ok(body::full(match gathered {
+            None => last,
+            Some(mut all) => {
+                all.extend_from_slice(&last);
+                all.freeze()
+            }
+        }))
     }
 
     /// Points the request at this upstream.

@@ -7,20 +7,20 @@
 //! never an open proxy. The route is looked up once here and carried down in [`Target`].
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderValue, Request, Response};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::body::Body;
+use super::body::{self, Body};
 use super::client::UpstreamClient;
 use super::headers::wire_size;
 use super::observe::Routed;
+use super::stack::BoxResponse;
 use crate::config::{Config, Server};
 use crate::error::Error;
 use crate::route::RouteTable;
@@ -163,6 +163,11 @@ impl Admission {
             route,
             client_addr: conn.peer,
         });
+        // A request with no body (most GETs) gets the empty body, which boxes to nothing: no
+        // allocation for a limit that has nothing to count.
+        if incoming.is_end_stream() {
+            return Ok(Request::from_parts(parts, body::empty()));
+        }
         let body = Limited::new(incoming, limit as usize)
             .map_err(move |e: BoxError| -> BoxError {
                 if e.is::<http_body_util::LengthLimitError>() {
@@ -252,12 +257,16 @@ impl<S> FrontDoor<S> {
 
 impl<S> tower::Service<Request<Incoming>> for FrontDoor<S>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Error>,
-    S::Future: Send + 'static,
+    S: tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Error,
+        Future = BoxResponse,
+    >,
 {
     type Response = Response<Body>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+    type Future = BoxResponse;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
@@ -265,7 +274,9 @@ where
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         match self.admission.admit(req) {
-            Ok(req) => Box::pin(self.inner.call(req)),
+            // The layer below boxed its future already; boxing it again would cost every
+            // request an allocation for nothing.
+            Ok(req) => self.inner.call(req),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }

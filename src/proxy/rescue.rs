@@ -86,11 +86,10 @@ pub struct Rescue<S> {
 impl<S, B> tower::Service<Request<B>> for Rescue<S>
 where
     S: tower::Service<Request<B>, Response = Response<Body>, Error = Error>,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = RescueFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         match self.inner.poll_ready(cx) {
@@ -105,16 +104,35 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            Ok(match fut.await {
-                Ok(res) => res,
-                Err(err) => {
-                    tracing::debug!(code = err.code(), error = %err, "request failed");
-                    response(&err)
-                }
-            })
-        })
+        RescueFuture {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner future, its error turned into a response. Named rather than boxed: every
+    /// request passes here, and a box would cost an allocation and a copy of the future each.
+    pub struct RescueFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Future for RescueFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Error>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(match std::task::ready!(self.project().inner.poll(cx)) {
+            Ok(res) => res,
+            Err(err) => {
+                tracing::debug!(code = err.code(), error = %err, "request failed");
+                response(&err)
+            }
+        }))
     }
 }
 

@@ -44,6 +44,12 @@ impl Tracker {
         }
     }
 
+    /// Whether drain has started (or the listener is gone): one atomic load, for code that
+    /// must check on every poll.
+    pub fn drain_started(&self) -> bool {
+        self.drain.has_changed().unwrap_or(true)
+    }
+
     /// Resolves once drain has started (or the listener is gone).
     pub async fn draining(&self) {
         let mut drain = self.drain.clone();

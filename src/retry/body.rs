@@ -39,6 +39,10 @@ pub async fn buffer_for_replay<B>(
 where
     B: Body<Data = Bytes> + Unpin,
 {
+    // Most requests (GETs) have no body at all: nothing to read, nothing to copy.
+    if body.is_end_stream() {
+        return Ok(Replay::buffered(Bytes::new(), None));
+    }
     let max64 = u64::try_from(max).unwrap_or(u64::MAX);
     let declared_too_large =
         content_length.is_some_and(|n| n > max64) || body.size_hint().lower() > max64;

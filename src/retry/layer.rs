@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
@@ -94,10 +95,13 @@ where
 struct Attempts<S> {
     shared: Arc<Shared>,
     inner: S,
-    /// The request head to re-send; its extensions are in `first` and `target`.
+    /// A copy of the request head to re-send, without extensions (they are in `target`).
     parts: http::request::Parts,
-    /// The client's own extensions, which the first attempt takes whole.
-    first: Option<http::Extensions>,
+    /// The client's request head, extensions and all, which the first attempt takes whole. The
+    /// first attempt sends the original rather than the copy: hyper keeps the header map of
+    /// the request it wrote to parse the response into, and the original has room to spare
+    /// where an exact-size copy would grow (a reallocation per request).
+    first: Option<http::request::Parts>,
     /// For an upgrade request, a copy of them for every retry: its hand-over to the client's
     /// connection cannot be rebuilt from parts.
     upgrade: Option<http::Extensions>,
@@ -127,15 +131,18 @@ where
     /// body and its declared length.
     fn new(shared: Arc<Shared>, req: Request<Body>, inner: S) -> (Self, Body, Option<u64>) {
         let start = Instant::now();
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(RequestStart(start));
-        let first = std::mem::take(&mut parts.extensions);
-        let target = first.get::<Target>().cloned();
+        let (mut first, body) = req.into_parts();
+        first.extensions.insert(RequestStart(start));
+        let extensions = std::mem::take(&mut first.extensions);
+        let parts = first.clone();
+        first.extensions = extensions;
+        let target = first.extensions.get::<Target>().cloned();
         let budget = shared
             .limits
             .max_wait(target.as_ref().and_then(|t| t.route))
             .unwrap_or(shared.cfg.max_retry_after);
-        let upgrade = crate::proxy::client::is_upgrade(&parts.headers).then(|| first.clone());
+        let upgrade =
+            crate::proxy::client::is_upgrade(&parts.headers).then(|| first.extensions.clone());
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -170,16 +177,19 @@ where
     }
 
     async fn attempt(&mut self) -> Result<Response<Body>, Error> {
-        let body = self
-            .replay
-            .next_body()
-            .map(body::boxed)
-            .unwrap_or_else(body::empty);
-        // `parts` holds no extensions (cloning it copies the head only); they come from here.
-        let mut req = Request::from_parts(self.parts.clone(), body);
-        *req.extensions_mut() = match self.first.take() {
-            Some(client) => client,
-            None => self.retry_extensions(),
+        let body = match self.replay.next_body() {
+            // An empty body boxes to nothing: no allocation.
+            Some(replay) if !replay.is_end_stream() => body::boxed(replay),
+            _ => body::empty(),
+        };
+        let mut req = match self.first.take() {
+            Some(client) => Request::from_parts(client, body),
+            None => {
+                // `parts` holds no extensions (cloning it copies the head only).
+                let mut req = Request::from_parts(self.parts.clone(), body);
+                *req.extensions_mut() = self.retry_extensions();
+                req
+            }
         };
         if self.made > 0 {
             req.extensions_mut().insert(IsRetry);
