@@ -12,9 +12,11 @@
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
 //! - `workers.rs`: thread-per-core serving, one single-threaded runtime per worker thread.
+//! - `coarse_timer.rs`: the cheap, second-grained timer behind the header-read timeout.
 
 pub mod body;
 pub mod client;
+mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
@@ -38,7 +40,7 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -59,6 +61,8 @@ pub(crate) struct Shared {
     connect: Arc<Connect>,
     server: Server,
     tracker: Tracker,
+    /// The header-read timer every connection of this server (worker) shares.
+    timer: coarse_timer::CoarseTimer,
 }
 
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
@@ -133,6 +137,7 @@ pub(crate) async fn run_connections(
         connect,
         server,
         tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
+        timer: coarse_timer::CoarseTimer::default(),
     };
     while let Some((stream, peer)) = incoming.next().await {
         tokio::spawn(connection(stream, peer, shared.clone()));
@@ -180,7 +185,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let tracker = shared.tracker.clone();
-    let builder = http1_server(shared.server);
+    let builder = http1_server(shared.server, shared.timer.clone());
     let mut conn = Box::pin(
         builder
             .serve_connection(io, Serve { shared, info })
@@ -210,10 +215,14 @@ where
     }
 }
 
-fn http1_server(server: Server) -> hyper::server::conn::http1::Builder {
+fn http1_server(
+    server: Server,
+    timer: coarse_timer::CoarseTimer,
+) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        // Coarse: hyper arms this timer for every request head (see `coarse_timer.rs`).
+        .timer(timer)
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Room past the configured header limit, so an oversized head still parses and gets
         // pacer's JSON 431 instead of hyper's bare one.
