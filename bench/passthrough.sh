@@ -5,6 +5,7 @@
 #   bash bench/passthrough.sh                 # 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=15s CONNS=64 bash bench/passthrough.sh
 #   PACER_CONFIG_EXTRA=bench/shaping-extra.yaml bash bench/passthrough.sh   # with limits
+#   FLOOR=1 bash bench/passthrough.sh         # also examples/hyper_floor.rs, a bare hyper proxy
 #
 # Installs Debian's nginx-light and wrk when missing. Prints requests per second and p99 for each
 # round, then the medians and the ratios pacer/nginx.
@@ -27,9 +28,10 @@ fi
 
 cargo build --release --quiet
 bin=target/release/pacer
+if [ -n "${FLOOR:-}" ]; then cargo build --release --quiet --example hyper_floor; fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port)
+mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port); floor_port=$(free_port)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -74,11 +76,18 @@ nginx -c "$PWD/$out/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-wait_port "$mock_port"; wait_port "$pacer_port"; wait_port "$nginx_port"
+contenders="nginx pacer"
+if [ -n "${FLOOR:-}" ]; then
+  target/release/examples/hyper_floor "127.0.0.1:$floor_port" "127.0.0.1:$mock_port" &
+  pids+=($!)
+  contenders="nginx pacer floor"
+fi
+port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; esac; }
+for who in $contenders; do wait_port "$(port_of "$who")"; done
+wait_port "$mock_port"
 
 # Warm both paths (connection pools, page cache) before measuring.
-wrk -t1 -c8 -d2s "http://127.0.0.1:$nginx_port$PATH_UNDER_TEST" >/dev/null
-wrk -t1 -c8 -d2s "http://127.0.0.1:$pacer_port$PATH_UNDER_TEST" >/dev/null
+for who in $contenders; do wrk -t1 -c8 -d2s "http://127.0.0.1:$(port_of "$who")$PATH_UNDER_TEST" >/dev/null; done
 
 to_ms() { # wrk latency like 1.23ms / 850.00us / 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
@@ -97,10 +106,10 @@ printf '%-6s %-6s %12s %10s\n' round proxy req/s p99_ms
 : > "$out/results.txt"
 for round in $(seq "$ROUNDS"); do
   # Alternate which goes first, so neither always runs on a warmer or cooler machine.
-  if (( round % 2 )); then order="nginx pacer"; else order="pacer nginx"; fi
+  order=$contenders
+  if (( round % 2 == 0 )); then order=$(tr ' ' '\n' <<<"$contenders" | tac | tr '\n' ' '); fi
   for who in $order; do
-    port=$nginx_port; [ "$who" = pacer ] && port=$pacer_port
-    read -r rps p99 < <(measure "$who" "$port")
+    read -r rps p99 < <(measure "$who" "$(port_of "$who")")
     printf '%-6s %-6s %12s %10s\n' "$round" "$who" "$rps" "$p99"
     echo "$who $rps $p99" >> "$out/results.txt"
   done
@@ -114,4 +123,7 @@ n_rps, p_rps = med("nginx", 1), med("pacer", 1)
 n_p99, p_p99 = med("nginx", 2), med("pacer", 2)
 print(f"\nmedian req/s: nginx {n_rps:.0f}  pacer {p_rps:.0f}  ratio pacer/nginx {p_rps / n_rps:.3f}  (target >= 0.9)")
 print(f"median p99 ms: nginx {n_p99:.2f}  pacer {p_p99:.2f}  ratio pacer/nginx {p_p99 / n_p99:.3f}  (target <= 1.5)")
+if any(r[0] == "floor" for r in rows):
+    f_rps = med("floor", 1)
+    print(f"median req/s: floor (bare hyper) {f_rps:.0f}  ratio floor/nginx {f_rps / n_rps:.3f}  pacer/floor {p_rps / f_rps:.3f}")
 PY
