@@ -83,7 +83,13 @@ async fn forward(
         }
     };
     let (mut parts, body) = req.into_parts();
-    parts.uri = parts.uri.path_and_query().unwrap().as_str().parse().unwrap();
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .unwrap()
+        .as_str()
+        .parse()
+        .unwrap();
     sender.ready().await.unwrap();
     let res = sender
         .send_request(Request::from_parts(parts, body))
