@@ -33,16 +33,15 @@ pub struct CoarseTimer {
 #[derive(Default)]
 struct Table {
     slots: Vec<Slot>,
+    /// Slots no sleep holds; the ticking task stops when every slot is free.
     free: Vec<usize>,
-    /// Occupied slots; the ticking task stops at zero.
-    live: usize,
     ticking: bool,
 }
 
 struct Slot {
     deadline: Instant,
+    /// Taken when the deadline passes: a held slot without a waker has fired.
     waker: Option<Waker>,
-    fired: bool,
 }
 
 struct CoarseSleep {
@@ -79,9 +78,7 @@ impl Table {
         let slot = Slot {
             deadline,
             waker: Some(waker),
-            fired: false,
         };
-        self.live += 1;
         match self.free.pop() {
             Some(i) => {
                 self.slots[i] = slot;
@@ -97,20 +94,22 @@ impl Table {
     fn remove(&mut self, i: usize) {
         self.slots[i].waker = None;
         self.free.push(i);
-        self.live -= 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.free.len() == self.slots.len()
     }
 
     /// Wakes the sleeps whose deadlines have passed; says whether any sleep is left.
     fn fire(&mut self, now: Instant) -> bool {
         for slot in &mut self.slots {
-            if !slot.fired && slot.deadline <= now {
+            if slot.deadline <= now {
                 if let Some(waker) = slot.waker.take() {
-                    slot.fired = true;
                     waker.wake();
                 }
             }
         }
-        self.live > 0
+        !self.is_empty()
     }
 }
 
@@ -152,15 +151,15 @@ impl Future for CoarseSleep {
             }
             return Poll::Pending;
         };
-        let slot = &mut t.slots[i];
-        if slot.fired {
-            return Poll::Ready(());
+        match &mut t.slots[i].waker {
+            None => Poll::Ready(()),
+            Some(w) => {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
+                }
+                Poll::Pending
+            }
         }
-        match &mut slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
@@ -208,7 +207,7 @@ mod tests {
         }
         {
             let t = lock(&timer.table);
-            assert_eq!((t.live, t.slots.len(), t.ticking), (0, 1, true));
+            assert_eq!((t.is_empty(), t.slots.len(), t.ticking), (true, 1, true));
         }
         tokio::time::sleep(TICK * 3).await;
         assert!(

@@ -95,15 +95,11 @@ where
 struct Attempts<S> {
     shared: Arc<Shared>,
     inner: S,
-    /// A copy of the request head to re-send, without extensions (they are in `target`).
+    /// The request head. Until the first attempt, the client's own, extensions and all; from
+    /// then on a copy without extensions (they are in `target`) for re-sends.
     parts: http::request::Parts,
-    /// The client's request head, extensions and all, which the first attempt takes whole. The
-    /// first attempt sends the original rather than the copy: hyper keeps the header map of
-    /// the request it wrote to parse the response into, and the original has room to spare
-    /// where an exact-size copy would grow (a reallocation per request).
-    first: Option<http::request::Parts>,
-    /// For an upgrade request, a copy of them for every retry: its hand-over to the client's
-    /// connection cannot be rebuilt from parts.
+    /// For an upgrade request, a copy of the client's extensions for every retry: its hand-over
+    /// to the client's connection cannot be rebuilt from parts.
     upgrade: Option<http::Extensions>,
     target: Option<Target>,
     replay: Replay<Body>,
@@ -131,18 +127,15 @@ where
     /// body and its declared length.
     fn new(shared: Arc<Shared>, req: Request<Body>, inner: S) -> (Self, Body, Option<u64>) {
         let start = Instant::now();
-        let (mut first, body) = req.into_parts();
-        first.extensions.insert(RequestStart(start));
-        let extensions = std::mem::take(&mut first.extensions);
-        let parts = first.clone();
-        first.extensions = extensions;
-        let target = first.extensions.get::<Target>().cloned();
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(RequestStart(start));
+        let target = parts.extensions.get::<Target>().cloned();
         let budget = shared
             .limits
             .max_wait(target.as_ref().and_then(|t| t.route))
             .unwrap_or(shared.cfg.max_retry_after);
         let upgrade =
-            crate::proxy::client::is_upgrade(&parts.headers).then(|| first.extensions.clone());
+            crate::proxy::client::is_upgrade(&parts.headers).then(|| parts.extensions.clone());
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -152,7 +145,6 @@ where
             shared,
             inner,
             parts,
-            first: Some(first),
             upgrade,
             target,
             replay: Replay::buffered(Bytes::new(), None),
@@ -182,14 +174,20 @@ where
             Some(replay) if !replay.is_end_stream() => body::boxed(replay),
             _ => body::empty(),
         };
-        let mut req = match self.first.take() {
-            Some(client) => Request::from_parts(client, body),
-            None => {
-                // `parts` holds no extensions (cloning it copies the head only).
-                let mut req = Request::from_parts(self.parts.clone(), body);
-                *req.extensions_mut() = self.retry_extensions();
-                req
-            }
+        let mut req = if self.made == 0 {
+            // The first attempt sends the client's head and keeps a copy. Not the other way
+            // round: hyper parses the response into the header map of the request it wrote, and
+            // an exact-size copy would have to grow there (a reallocation per request).
+            let extensions = std::mem::take(&mut self.parts.extensions);
+            let copy = self.parts.clone();
+            let mut client = std::mem::replace(&mut self.parts, copy);
+            client.extensions = extensions;
+            Request::from_parts(client, body)
+        } else {
+            // `parts` holds no extensions now (cloning it copies the head only).
+            let mut req = Request::from_parts(self.parts.clone(), body);
+            *req.extensions_mut() = self.retry_extensions();
+            req
         };
         if self.made > 0 {
             req.extensions_mut().insert(IsRetry);
