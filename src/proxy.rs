@@ -226,8 +226,11 @@ fn http1_server(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Room past the configured header limit, so an oversized head still parses and gets
         // pacer's JSON 431 instead of hyper's bare one.
-        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024))
-        .max_headers(512);
+        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024));
+    // The header count stays at hyper's default of 100 fields (Envoy's default limit too).
+    // Raising it makes hyper allocate two index arrays of that many entries for every request
+    // head it parses: two 16 KiB allocations per request at 512, a measured 2% of pacer's
+    // instructions per request. Past 100 fields hyper itself answers 431, without a body.
     builder
 }
 

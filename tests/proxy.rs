@@ -174,6 +174,35 @@ async fn an_oversized_header_section_gets_431() {
     assert_eq!(status, 200);
 }
 
+/// Up to 100 header fields pass; past that hyper answers 431 itself (no JSON body), before the
+/// request reaches pacer's layers, and nothing is forwarded.
+#[tokio::test]
+async fn more_than_100_header_fields_get_431_and_100_pass() {
+    let mock = start_mock_default().await;
+    let pacer = start_pacer(basic_config(), mock.addr).await;
+    let head = |fields: usize| {
+        // Host and Connection count among the fields.
+        let extra: String = (0..fields - 2).map(|i| format!("X-F{i}: v\r\n")).collect();
+        format!("GET /api/v2/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+    };
+    let res = raw_exchange(pacer.addr, head(100).as_bytes()).await;
+    assert!(
+        res.starts_with("HTTP/1.1 200"),
+        "{}",
+        &res[..res.len().min(300)]
+    );
+    assert_eq!(mock_stats(&mock).await["requests_total"], 1);
+    let res = raw_exchange(pacer.addr, head(101).as_bytes()).await;
+    assert!(
+        res.starts_with("HTTP/1.1 431"),
+        "{}",
+        &res[..res.len().min(300)]
+    );
+    assert_eq!(mock_stats(&mock).await["requests_total"], 1);
+    let (status, _, _) = get(&client(), &pacer.url("/api/v2/users")).await;
+    assert_eq!(status, 200);
+}
+
 /// Slow-loris protection: a client that starts a request head and never finishes it is cut off
 /// after the 30 s header-read timeout, and not before. Paused time: the clock jumps ahead while
 /// everything waits, so the test takes no real 30 s.

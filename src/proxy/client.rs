@@ -12,7 +12,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::pool::{Pool, SendError};
+use super::pool::{Pool, PooledBody, SendError};
 
 use super::body::{self, Body};
 use super::headers::strip_hop_by_hop;
@@ -109,7 +109,10 @@ impl UpstreamClient {
         strip_hop_by_hop(&mut parts.headers, upgrading);
         let body = match small_body_len(&parts.headers) {
             Some(_) if !upgrading => self.read_small(incoming).await?,
-            _ => incoming,
+            // A body that has ended already (204, 304, HEAD, `Content-Length: 0`) boxes to
+            // nothing.
+            _ if http_body::Body::is_end_stream(&incoming) => body::empty(),
+            _ => Body::new(incoming),
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -118,7 +121,7 @@ impl UpstreamClient {
     /// instead of a head write now and a body write a moment later (as nginx's proxy buffering
     /// does). API answers are mostly small JSON documents, so this halves the writes and wake-ups
     /// on the client side for most requests.
-    async fn read_small(&self, mut incoming: Body) -> Result<Body, Error> {
+    async fn read_small(&self, mut incoming: PooledBody) -> Result<Body, Error> {
         use http_body::Body as _;
         use http_body_util::BodyExt;
         // A small answer mostly comes as one data frame that ends the body: that frame is
@@ -145,13 +148,14 @@ impl UpstreamClient {
                 break;
             }
         }
-        Ok(body::full(match gathered {
-            None => last,
+        Ok(match gathered {
+            None if last.is_empty() => body::empty(),
+            None => body::full(last),
             Some(mut all) => {
                 all.extend_from_slice(&last);
-                all.freeze()
+                body::full(all.freeze())
             }
-        }))
+        })
     }
 
     /// Points the request at this upstream.

@@ -79,8 +79,9 @@ impl Pool {
     }
 
     /// Sends `req` on an idle connection or a new one. The response's body hands the connection
-    /// back when read to the end.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, SendError> {
+    /// back when read to the end. It comes unboxed: a small answer is read whole right away, and
+    /// only a streamed one needs the box.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<PooledBody>, SendError> {
         while let Some(mut sender) = self.inner.checkout() {
             if sender.ready().await.is_err() {
                 continue;
@@ -158,18 +159,16 @@ impl Inner {
         self: Arc<Self>,
         res: Response<Incoming>,
         sender: SendRequest<Body>,
-    ) -> Response<Body> {
+    ) -> Response<PooledBody> {
         let upgrading = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let (parts, incoming) = res.into_parts();
-        let checkin = (!upgrading).then_some(Checkin { pool: self, sender });
+        let mut checkin = (!upgrading).then_some(Checkin { pool: self, sender });
         if incoming.is_end_stream() {
-            if let Some(c) = checkin {
+            if let Some(c) = checkin.take() {
                 c.give_back();
             }
-            return Response::from_parts(parts, super::body::boxed(incoming));
         }
-        let body = PooledBody { incoming, checkin };
-        Response::from_parts(parts, Body::new(body))
+        Response::from_parts(parts, PooledBody { incoming, checkin })
     }
 }
 
@@ -187,7 +186,7 @@ impl Checkin {
 
 pin_project_lite::pin_project! {
     /// A response body that gives its connection back once it has been read to the end.
-    struct PooledBody {
+    pub struct PooledBody {
         #[pin]
         incoming: Incoming,
         checkin: Option<Checkin>,

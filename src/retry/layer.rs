@@ -127,8 +127,11 @@ where
     /// body and its declared length.
     fn new(shared: Arc<Shared>, req: Request<Body>, inner: S) -> (Self, Body, Option<u64>) {
         let start = Instant::now();
-        let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(RequestStart(start));
+        let (parts, body) = req.into_parts();
+        // No `RequestStart` on the first attempt: the shaping layer takes its own arrival time,
+        // which is this one to within the call between, and an extension is an allocation per
+        // request. Re-sent requests carry it (`retry_extensions`), so their queue deadlines
+        // still count from the client's arrival.
         let target = parts.extensions.get::<Target>().cloned();
         let budget = shared
             .limits
