@@ -82,7 +82,9 @@ impl Limits {
     }
 }
 
-/// When the client's request arrived; deadlines count from here across retries.
+/// When the client's request arrived, on re-sent requests: their queue deadlines count from
+/// here, not from the retry. A first attempt carries none; this layer's own arrival time is the
+/// same instant to within a call.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestStart(pub Instant);
 
