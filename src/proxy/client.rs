@@ -85,8 +85,7 @@ impl UpstreamClient {
         self.prepare(&mut req);
         // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
         // insertion and removal on every request.
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
-        match tokio::time::timeout_at(deadline, self.exchange(req, upgrade)).await {
+        match tokio::time::timeout(self.request_timeout, self.exchange(req, upgrade)).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout {
                 upstream: self.name.to_string(),
@@ -109,10 +108,8 @@ impl UpstreamClient {
         strip_hop_by_hop(&mut parts.headers, upgrading);
         let body = match small_body_len(&parts.headers) {
             Some(_) if !upgrading => self.read_small(incoming).await?,
-            // A body that has ended already (204, 304, HEAD, `Content-Length: 0`) boxes to
-            // nothing.
-            _ if http_body::Body::is_end_stream(&incoming) => body::empty(),
-            _ => Body::new(incoming),
+            // A body that has ended already (204, 304, HEAD) boxes to nothing.
+            _ => body::boxed_unless_ended(incoming),
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -149,7 +146,6 @@ impl UpstreamClient {
             }
         }
         Ok(match gathered {
-            None if last.is_empty() => body::empty(),
             None => body::full(last),
             Some(mut all) => {
                 all.extend_from_slice(&last);

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderValue, Request, Response};
-use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -163,21 +162,16 @@ impl Admission {
             route,
             client_addr: conn.peer,
         });
-        // A request with no body (most GETs) gets the empty body, which boxes to nothing: no
-        // allocation for a limit that has nothing to count.
-        if incoming.is_end_stream() {
-            return Ok(Request::from_parts(parts, body::empty()));
-        }
-        let body = Limited::new(incoming, limit as usize)
-            .map_err(move |e: BoxError| -> BoxError {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    Box::new(BodyLimitExceeded(limit))
-                } else {
-                    e
-                }
-            })
-            .boxed_unsync();
-        Ok(Request::from_parts(parts, body))
+        // A request with no body (most GETs) gets the empty body: no allocation for a limit
+        // that has nothing to count.
+        let body = Limited::new(incoming, limit as usize).map_err(move |e: BoxError| -> BoxError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Box::new(BodyLimitExceeded(limit))
+            } else {
+                e
+            }
+        });
+        Ok(Request::from_parts(parts, body::boxed_unless_ended(body)))
     }
 
     /// Checks `Proxy-Authorization` when `proxy_auth` is configured; CONNECT uses it too.

@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
-use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
@@ -172,12 +171,11 @@ where
     }
 
     async fn attempt(&mut self) -> Result<Response<Body>, Error> {
-        let body = match self.replay.next_body() {
-            // An empty body boxes to nothing: no allocation.
-            Some(replay) if !replay.is_end_stream() => body::boxed(replay),
-            _ => body::empty(),
-        };
-        let mut req = if self.made == 0 {
+        let body = self
+            .replay
+            .next_body()
+            .map_or_else(body::empty, body::boxed_unless_ended);
+        let req = if self.made == 0 {
             // The first attempt sends the client's head and keeps a copy. Not the other way
             // round: hyper parses the response into the header map of the request it wrote, and
             // an exact-size copy would have to grow there (a reallocation per request).
@@ -190,11 +188,9 @@ where
             // `parts` holds no extensions now (cloning it copies the head only).
             let mut req = Request::from_parts(self.parts.clone(), body);
             *req.extensions_mut() = self.retry_extensions();
+            req.extensions_mut().insert(IsRetry);
             req
         };
-        if self.made > 0 {
-            req.extensions_mut().insert(IsRetry);
-        }
         self.made += 1;
         // The layer below is always ready (limits wait inside its call), so this is `oneshot`
         // without re-boxing a future that is boxed already.
