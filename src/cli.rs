@@ -193,9 +193,17 @@ impl Command {
                     })?,
                     None => crate::mock::MockConfig::default(),
                 };
+                let scheme = if mock_config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let listener = bind(listen, "mock").await?;
+                // The bound address (port 0 picks one), with the scheme clients must use: a
+                // mock with `tls:` answers nothing over plain HTTP.
+                let url = format!("{scheme}://{}", listener.local_addr().unwrap_or(listen));
                 let shutdown = crate::shutdown::signal();
-                tracing::info!(%listen, "pacer mock started");
+                tracing::info!(%url, "pacer mock started");
                 crate::mock::serve(listener, mock_config, shutdown).await?;
                 Ok(())
             }

@@ -1,0 +1,84 @@
+//! The documented command paths, run as the README and examples/ write them: the shipped
+//! configs and scenarios, the real binary, loopback only. The fixed ports the documents use
+//! (9000, 8080, 9091) are moved to free ones; scenarios are shortened to seconds.
+
+#[path = "docs/proc.rs"]
+mod proc;
+
+use std::time::Duration;
+
+use proc::{config_for_mock, mock, proxy, shortened};
+
+/// `pacer generate --scenario FILE --proxy URL --out report.json` with the scenario's
+/// `${PACER_TARGET}` and `${GC_TOKEN_URL}` pointed at `mock`; returns the JSON report.
+async fn generate(scenario: &std::path::Path, proxy: &str, mock: &str) -> serde_json::Value {
+    let out = scenario.with_extension("report.json");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .arg("generate")
+        .arg("--scenario")
+        .arg(scenario)
+        .args(["--proxy", &format!("http://{proxy}")])
+        .arg("--out")
+        .arg(&out)
+        .env("PACER_TARGET", mock)
+        .env("GC_TOKEN_URL", format!("{mock}/oauth/token"))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("generate finishes within a minute")
+        .expect("generate runs");
+    let said = format!(
+        "exit {:?}\n{}{}",
+        run.status.code(),
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {said}"));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let status = &report["status"];
+    assert!(
+        status["200"].as_u64().unwrap_or(0) > 0,
+        "no 200s: {status}\n{said}"
+    );
+    assert_eq!(status.as_object().unwrap().len(), 1, "only 200s: {said}");
+    assert_eq!(report["errors"], 0, "{said}");
+    report
+}
+
+/// README, "Load generator": the mock, pacer with config/throttling-demo.yaml, and the mixed
+/// scenario through it (the scenarios address 127.0.0.1, which that config lists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_through_pacer_with_the_shipped_config_and_scenario() {
+    let dir = tempdir("generate");
+    let (_mock, mock_url) = mock(None).await;
+    let mock_addr = mock_url.trim_start_matches("http://");
+    let config = config_for_mock("config/throttling-demo.yaml", mock_addr, &dir);
+    let (_pacer, pacer_addr) = proxy(&config).await;
+    let scenario = shortened("examples/scenarios/mixed.yaml", &dir);
+    generate(&scenario, &pacer_addr, &mock_url).await;
+}
+
+/// examples/scenarios/analytics-queries.yaml: the mock with the config/mock.yaml it names
+/// (plain HTTP, the analytics route's own limit), pacer with config/throttling-demo.yaml.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analytics_scenario_with_the_mock_config_it_names() {
+    let dir = tempdir("analytics");
+    let scenario_file = proc::repo("examples/scenarios/analytics-queries.yaml");
+    let text = std::fs::read_to_string(&scenario_file).unwrap();
+    assert!(text.contains("config/mock.yaml") && text.contains("config/throttling-demo.yaml"));
+    let (_mock, mock_url) = mock(Some(&proc::repo("config/mock.yaml"))).await;
+    assert!(mock_url.starts_with("http://"), "{mock_url}");
+    let mock_addr = mock_url.trim_start_matches("http://");
+    let config = config_for_mock("config/throttling-demo.yaml", mock_addr, &dir);
+    let (_pacer, pacer_addr) = proxy(&config).await;
+    let scenario = shortened("examples/scenarios/analytics-queries.yaml", &dir);
+    generate(&scenario, &pacer_addr, &mock_url).await;
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pacer-docs-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
