@@ -131,8 +131,9 @@ fn interception(config: &Config) -> anyhow::Result<Option<Arc<Leaves>>> {
     let Some(files) = &config.intercept else {
         return Ok(None);
     };
-    let (ca, _) = Ca::load_or_create(files)?;
-    tracing::info!(cert = %files.ca_cert.display(), "TLS interception on");
+    let (ca, origin) = Ca::load_or_create(files)?;
+    let created = origin == crate::tls::Origin::Created;
+    tracing::info!(cert = %files.ca_cert.display(), created, "TLS interception on");
     Ok(Some(Arc::new(Leaves::new(ca)?)))
 }
 

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod ca;
+mod warnings;
+
+pub use self::ca::ca_files;
+
 /// pacer keeps a load test inside a SaaS API's rate limits: it queues, paces and retries
 /// requests so the API sees traffic it accepts, and the load tool sees slower 200s instead of 429s.
 #[derive(Debug, Parser)]
@@ -158,8 +163,15 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, C
 impl Command {
     pub async fn run(self) -> Result<(), CliError> {
         match self {
-            Command::Proxy { config, workers } => {
-                let config = load_config(&config)?;
+            Command::Proxy {
+                config: path,
+                workers,
+            } => {
+                let mut config = load_config(&path)?;
+                ca::use_default_ca(&mut config, &path);
+                for warning in warnings::warnings(&config) {
+                    tracing::warn!("{warning}");
+                }
                 let listeners = crate::app::Listeners {
                     proxy: bind(config.listen, "proxy").await?,
                     admin: match config.admin {
@@ -184,6 +196,10 @@ impl Command {
                 let config = load_config(&path)?;
                 println!("{} is valid", path.display());
                 print!("{}", crate::app::describe(&config));
+                // On stderr, so the description stays the same whatever the machine.
+                for warning in warnings::warnings(&config) {
+                    eprintln!("warning: {warning}");
+                }
                 Ok(())
             }
             Command::Mock { listen, config } => {
@@ -257,45 +273,6 @@ async fn generate(
     print!("{}", report.table());
     crate::generate::write_reports(&report, out.as_deref(), html.as_deref())?;
     Ok(())
-}
-
-// === impl CaCommand ===
-
-impl CaCommand {
-    fn run(self) -> Result<(), CliError> {
-        let (CaCommand::Init { config: path } | CaCommand::Show { config: path }) = &self;
-        let config = load_config(path)?;
-        let Some(files) = config.intercept else {
-            return Err(CliError::Usage(format!(
-                "{} has no intercept section (ca_cert, ca_key); add one to use a CA",
-                path.display()
-            )));
-        };
-        match self {
-            CaCommand::Init { .. } => {
-                let (_, origin) = crate::tls::Ca::load_or_create(&files)
-                    .map_err(|e| CliError::Runtime(e.into()))?;
-                let what = match origin {
-                    crate::tls::Origin::Created => "created",
-                    crate::tls::Origin::Loaded => "already present",
-                };
-                println!("CA certificate: {} ({what})", files.ca_cert.display());
-                println!("CA key:         {}", files.ca_key.display());
-            }
-            CaCommand::Show { .. } => {
-                if !files.ca_cert.exists() {
-                    return Err(CliError::Usage(format!(
-                        "{} does not exist yet; run `pacer ca init --config {}` first",
-                        files.ca_cert.display(),
-                        path.display()
-                    )));
-                }
-                let ca = crate::tls::Ca::load(&files).map_err(|e| CliError::Runtime(e.into()))?;
-                print!("{}", ca.cert_pem());
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Sets up logging to stderr with a RUST_LOG-style filter, as text or JSON lines.

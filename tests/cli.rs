@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+#[path = "cli/ca.rs"]
+mod ca;
+#[path = "support/proc.rs"]
+mod proc;
+
 fn pacer(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pacer"))
         .args(args)

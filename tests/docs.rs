@@ -2,7 +2,7 @@
 //! configs and scenarios, the real binary, loopback only. The fixed ports the documents use
 //! (9000, 8080, 9091) are moved to free ones; scenarios are shortened to seconds.
 
-#[path = "docs/proc.rs"]
+#[path = "support/proc.rs"]
 mod proc;
 
 use std::time::Duration;
@@ -81,4 +81,14 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("pacer-docs-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The mock's start line names the scheme it serves: with `tls:` only https:// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_start_line_says_https_when_it_serves_tls() {
+    let dir = tempdir("mock-tls");
+    let config = dir.join("mock.yaml");
+    std::fs::write(&config, "tls: { cert_out: mock-ca.pem }\n").unwrap();
+    let (_mock, url) = mock(Some(&config)).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 }

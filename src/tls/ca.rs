@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
@@ -18,6 +18,28 @@ use crate::config::Intercept;
 /// How long a newly created CA is valid. Long, because every load-generator machine has to be
 /// told to trust it, and renewing means doing that again.
 const CA_VALIDITY_DAYS: i64 = 3650;
+
+/// The CA pacer uses when the config has no `intercept:` section: `ca.pem` and `ca-key.pem` in
+/// its state directory, the first of `$PACER_STATE_DIR`, `$XDG_DATA_HOME/pacer` and
+/// `$HOME/.local/share/pacer` (where mitmproxy and other tools keep theirs, so one CA outlives
+/// restarts and the load tool trusts it once). None when none of those is set.
+pub fn default_files() -> Option<Intercept> {
+    default_files_in(|name| std::env::var_os(name).filter(|v| !v.is_empty()))
+}
+
+/// [`default_files`] with the environment looked up through `var`, for tests.
+pub fn default_files_in(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<Intercept> {
+    let dir = match (var("PACER_STATE_DIR"), var("XDG_DATA_HOME"), var("HOME")) {
+        (Some(dir), _, _) => PathBuf::from(dir),
+        (None, Some(data), _) => Path::new(&data).join("pacer"),
+        (None, None, Some(home)) => Path::new(&home).join(".local/share/pacer"),
+        (None, None, None) => return None,
+    };
+    Some(Intercept {
+        ca_cert: dir.join("ca.pem"),
+        ca_key: dir.join("ca-key.pem"),
+    })
+}
 
 /// Whether [`Ca::load_or_create`] found the CA or made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +107,6 @@ impl Ca {
         let cert_pem = cert.pem();
         write(&files.ca_key, key.serialize_pem().as_bytes(), 0o600)?;
         write(&files.ca_cert, cert_pem.as_bytes(), 0o644)?;
-        tracing::info!(
-            cert = %files.ca_cert.display(),
-            key = %files.ca_key.display(),
-            "created the interception CA; make the load tool trust its certificate"
-        );
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
             .map_err(|e| TlsError::Create(e.to_string()))?;
         Ok(Ca { cert_pem, issuer })
@@ -155,8 +172,13 @@ fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
         path: path.to_owned(),
         source,
     };
+    // A directory pacer makes for a CA key is its owner's alone.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(err)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -204,6 +226,28 @@ mod tests {
             assert_eq!(mode.mode() & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_default_ca_lives_in_the_state_directory() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                let found = vars.iter().find(|(k, _)| *k == name);
+                found.map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let cert = |vars| default_files_in(env(vars)).map(|f| f.ca_cert);
+        let all = &[
+            ("PACER_STATE_DIR", "/s"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        assert_eq!(cert(all), Some("/s/ca.pem".into()));
+        assert_eq!(cert(&all[1..]), Some("/x/pacer/ca.pem".into()));
+        assert_eq!(cert(&all[2..]), Some("/h/.local/share/pacer/ca.pem".into()));
+        assert_eq!(cert(&[]), None);
+        let key = default_files_in(env(&all[2..])).unwrap().ca_key;
+        assert_eq!(key, PathBuf::from("/h/.local/share/pacer/ca-key.pem"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The pacer binary as a child process, its stderr collected line by line, as the README's
 //! commands run it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
