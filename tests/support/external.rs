@@ -27,10 +27,12 @@ pub fn unavailable(msg: &str) {
         panic!("{msg} (PACER_REQUIRE_EXTERNAL=1, so this is a failure, not a skip)");
     }
     // Straight to the stderr handle rather than `eprintln!`, which the test harness captures
-    // and hides for a passing test: a skip must be seen.
+    // and hides for a passing test: a skip must be seen. The harness names each test's thread
+    // after the test, so the line says which one did not run.
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
     let _ = writeln!(
         std::io::stderr(),
-        "\n!!! SKIPPED: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
+        "\n!!! SKIPPED {test}: {msg}\n!!! (set PACER_REQUIRE_EXTERNAL=1 to make this a failure)\n"
     );
 }
 
@@ -56,6 +58,29 @@ pub fn require_or_skip(what: &str, found: bool) -> bool {
 
 /// How the tools these tests use are installed on Debian and Ubuntu.
 pub const PROMETHEUS_INSTALL: &str = "apt-get install -y prometheus";
+
+/// Where an external tool is: `$env_var` if set, else `name` on PATH, else the launcher
+/// `../shared/tools/NAME` beside the repository (how CI lays the shared tools out). None when
+/// none of them exists.
+pub fn locate(name: &str, env_var: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        return Some(path.into());
+    }
+    find(name).or_else(|| beside_repository(name))
+}
+
+/// `../shared/tools/NAME` beside the repository, if it is there.
+pub fn beside_repository(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tools")
+        .join(name);
+    path.exists().then_some(path)
+}
+
+/// `name` on PATH, if it is there.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    find(name)
+}
 
 fn required() -> bool {
     std::env::var("PACER_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
