@@ -24,6 +24,7 @@ pub mod headers;
 mod intercept;
 pub mod observe;
 mod pool;
+mod refusals;
 pub mod rescue;
 pub mod stack;
 mod tls_client;

@@ -12,8 +12,12 @@ mod admin;
 mod logs;
 #[path = "observe/metrics.rs"]
 mod metrics;
+#[path = "support/proc.rs"]
+mod proc;
 #[path = "observe/prometheus.rs"]
 mod prometheus;
+#[path = "observe/refusals.rs"]
+mod refusals;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -31,6 +31,7 @@ pub struct ErrorCode(pub &'static str);
 
 /// Renders an error as the response the client sees.
 pub fn response(err: &Error) -> Response<Body> {
+    super::refusals::note(err);
     let status = err.status();
     let doc = ErrorBody {
         code: err.code(),
