@@ -137,7 +137,8 @@ fn interception(config: &Config) -> anyhow::Result<Option<Arc<Leaves>>> {
     Ok(Some(Arc::new(Leaves::new(ca)?)))
 }
 
-/// A short human summary of what a config sets up, for `pacer check`.
+/// A short human summary of what a config sets up, for `pacer check`: in the config's own
+/// words (`token`, `queue`, `300/min`), never Rust's debug notation.
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -148,18 +149,32 @@ pub fn describe(config: &Config) -> String {
         } else {
             ""
         };
+        let connect = if u.intercept {
+            "intercepted"
+        } else {
+            "tunnelled"
+        };
         let _ = writeln!(
             out,
-            "upstream {}{default}: {} hosts {:?}",
-            u.name, u.base_url, u.hosts
+            "upstream {}{default}: {}, hosts {}, CONNECT {connect}",
+            u.name,
+            u.base_url,
+            u.hosts.join(", ")
         );
     }
     for l in &config.limits {
-        let rate = l.rate.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+        let rate = l
+            .rate
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "none".into());
+        let cap = l
+            .concurrency
+            .map(|c| format!(", concurrency {c}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "limit {}: rate {rate} burst {} concurrency {:?} key {:?} mode {:?}",
-            l.name, l.burst, l.concurrency, l.key, l.mode
+            "limit {}: rate {rate}, burst {}{cap}, key {}, mode {}",
+            l.name, l.burst, l.key, l.mode
         );
     }
     for r in &config.routes {
@@ -168,7 +183,12 @@ pub fn describe(config: &Config) -> String {
             .iter()
             .map(|&i| config.limits[i].name.as_str())
             .collect();
-        let _ = writeln!(out, "route {}: limits {names:?}", r.name);
+        let names = if names.is_empty() {
+            "none (unshaped)".to_owned()
+        } else {
+            names.join(", ")
+        };
+        let _ = writeln!(out, "route {}: limits {names}", r.name);
     }
     out
 }

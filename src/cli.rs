@@ -16,11 +16,17 @@ pub use self::ca::ca_files;
 #[command(name = "pacer", version, about, long_about = None)]
 pub struct Cli {
     /// Log filter in RUST_LOG syntax (for example `info`, `pacer=debug`).
-    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUST_LOG",
+        default_value = "info",
+        help_heading = "Global options"
+    )]
     pub log: String,
 
     /// Log line format: `text` for people, `json` (one object per line) for log pipelines.
-    #[arg(long, global = true, env = "PACER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "PACER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -38,9 +44,10 @@ pub enum Command {
     /// Run the proxy. Point the load tool at it (`jmeter -H 127.0.0.1 -P 8080`, or use it as the
     /// base URL) and it forwards to the upstreams in the config, shaped by its limits.
     Proxy {
-        /// The YAML config file (see config/genesys.yaml for a commented example).
+        /// The YAML config file: config/genesys.yaml (Genesys Cloud, every key commented) or
+        /// config/quickstart.yaml (in front of `pacer mock`) are the ones to start from.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Threads that serve proxy connections, each with a runtime of its own (0: one per
         /// CPU core). Limits are shared by all of them.
         #[arg(long, env = "PACER_WORKERS", default_value_t = 0)]
@@ -49,6 +56,7 @@ pub enum Command {
     /// Validate a config file and print what it sets up, without binding or starting anything.
     /// Exits 0 when valid, 2 with every problem (field path and line) when not.
     Check {
+        /// The YAML config file to validate.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -89,14 +97,19 @@ pub enum Command {
     /// rate limit) and pacer in front of it on free loopback ports, runs the same short load
     /// straight at the mock and then through pacer, and prints both side by side.
     Demo {
-        /// How long each of the two runs sends requests.
-        #[arg(long, default_value = "6s", value_parser = parse_duration_arg)]
+        /// How long each of the two runs sends requests (more than 0, e.g. 6s or 1m).
+        #[arg(long, default_value = "6s", value_parser = parse_positive_duration)]
         duration: std::time::Duration,
     },
 }
 
-fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_duration(text)
+/// A duration with a unit, more than zero: an invalid one is a usage error (exit 2).
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = crate::config::parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be more than 0, e.g. 6s".into());
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,12 +117,16 @@ pub enum CaCommand {
     /// Create the CA files if they do not exist (the key readable by its owner only), and print
     /// where they are.
     Init {
+        /// The proxy's config file: its intercept section names the CA files; without one,
+        /// pacer's own CA in its state directory.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Print the CA certificate (PEM), for `curl --cacert` or a Java truststore
     /// (`keytool -importcert`).
     Show {
+        /// The proxy's config file: its intercept section names the CA files; without one,
+        /// pacer's own CA in its state directory.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -167,6 +184,14 @@ impl Command {
                 config: path,
                 workers,
             } => {
+                let path = path.ok_or_else(|| {
+                    CliError::Usage(
+                        "pacer proxy needs a config: `pacer proxy --config FILE`. Start from \
+                         config/genesys.yaml (Genesys Cloud, every key commented) or \
+                         config/quickstart.yaml (in front of `pacer mock`)"
+                            .into(),
+                    )
+                })?;
                 let mut config = load_config(&path)?;
                 ca::use_default_ca(&mut config, &path);
                 for warning in warnings::warnings(&config) {
@@ -236,9 +261,9 @@ impl Command {
                     ..Default::default()
                 };
                 eprintln!(
-                    "pacer demo: the mock API and pacer on loopback; the same load twice, {:?} each \
+                    "pacer demo: the mock API and pacer on loopback; the same load twice, {}s each \
                      (straight at the mock, then through pacer)",
-                    options.duration
+                    options.duration.as_secs_f64()
                 );
                 let demo = crate::demo::run(&options).await?;
                 print!("{}", demo.table());

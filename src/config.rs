@@ -146,6 +146,29 @@ pub enum Mode {
     Observe,
 }
 
+/// As written in the config (`global`, `token`, `client_ip`, `header:NAME`).
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyKind::Global => f.write_str("global"),
+            KeyKind::Token => f.write_str("token"),
+            KeyKind::ClientIp => f.write_str("client_ip"),
+            KeyKind::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+/// As written in the config (`queue`, `reject`, `observe`).
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Queue => "queue",
+            Mode::Reject => "reject",
+            Mode::Observe => "observe",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Queue {
     pub max_depth: usize,

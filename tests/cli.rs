@@ -91,6 +91,59 @@ fn usage_errors_exit_2_and_help_explains_the_commands() {
 }
 
 #[test]
+fn every_config_option_is_explained_and_global_options_stand_apart() {
+    for cmd in [
+        &["proxy", "--help"][..],
+        &["check", "--help"],
+        &["mock", "--help"],
+        &["ca", "init", "--help"],
+        &["ca", "show", "--help"],
+    ] {
+        let out = pacer(cmd);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("-c, --config"))
+            .unwrap();
+        let explained = line.split("--config <CONFIG>").nth(1).unwrap().trim();
+        assert!(!explained.is_empty(), "{cmd:?}: {text}");
+        let global = text
+            .find("Global options:")
+            .expect("a heading of their own");
+        assert!(text[global..].contains("--log <LOG>"), "{cmd:?}: {text}");
+        assert!(!text[..global].contains("--log"), "{cmd:?}: {text}");
+    }
+}
+
+#[test]
+fn proxy_without_a_config_says_which_file_to_start_from() {
+    let out = pacer(&["proxy"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("config/genesys.yaml"), "{stderr}");
+}
+
+#[test]
+fn a_zero_demo_duration_is_a_usage_error() {
+    let out = pacer(&["demo", "--duration", "0s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than 0"));
+}
+
+#[test]
+fn check_describes_the_config_in_its_own_words() {
+    let out = pacer(&["check", "--config", &example("genesys.yaml")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("limit per-token: rate 300/min, burst 10, key token, mode queue"),
+        "{stdout}"
+    );
+    for debug in ["None", "Some(", "Token", "Queue", "[\""] {
+        assert!(!stdout.contains(debug), "{debug} in {stdout}");
+    }
+}
+
+#[test]
 fn a_taken_port_is_a_runtime_failure() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

@@ -89,7 +89,8 @@ pub(super) async fn put(limits: &Limits, name: &str, body: Incoming) -> AdminRes
     };
     match limiter.update(update) {
         Ok(state) => {
-            tracing::info!(limit = name, ?update, "limit changed through the admin API");
+            let change = describe_update(&update);
+            tracing::info!(limit = name, %change, "limit changed through the admin API");
             json(StatusCode::OK, &LimitStatus::from(state))
         }
         Err(msg) => invalid(msg),
@@ -129,12 +130,30 @@ fn parse_change(change: LimitChange) -> Result<LimitUpdate, String> {
     })
 }
 
+/// A live change in the words of the config (`rate 5/s, burst 5`), for the log.
+fn describe_update(update: &LimitUpdate) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = update.rate {
+        parts.push(format!("rate {rate}"));
+    }
+    if let Some(burst) = update.burst {
+        parts.push(format!("burst {burst}"));
+    }
+    if let Some(concurrency) = update.concurrency {
+        parts.push(format!("concurrency {concurrency}"));
+    }
+    parts.join(", ")
+}
+
 fn unknown(limits: &Limits, name: &str) -> AdminResponse {
     let names: Vec<&str> = limits.limiters().iter().map(|l| l.name()).collect();
     error(
         StatusCode::NOT_FOUND,
         "pacer.admin.unknown_limit",
-        format!("no limit named {name:?}; the limits are {names:?}"),
+        format!(
+            "no limit named {name:?}; the limits are {}",
+            names.join(", ")
+        ),
     )
 }
 
