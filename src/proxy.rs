@@ -267,6 +267,11 @@ fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handle
     if req.method() == Method::CONNECT {
         return Either::Left(connect::handle(shared.clone(), info, req));
     }
+    // Routed and forwarded alike by the normalised path, so that `%73cripts` or `x/../scripts`
+    // cannot pass a route's limits unshaped (see `route::normalize`).
+    if let Some(uri) = crate::route::normalize_uri(req.uri()) {
+        *req.uri_mut() = uri;
+    }
     req.extensions_mut().insert(info);
     if client::is_upgrade(req.headers()) {
         // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
