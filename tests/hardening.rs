@@ -168,3 +168,46 @@ fn fuzz_smoke() {
         pacer::route::normalize::fuzz_entry(&path);
     }
 }
+
+#[tokio::test]
+async fn requests_still_queued_at_the_drain_deadline_get_503() {
+    let upstream = Recorder::start().await;
+    let yaml = "
+upstreams:
+  api: { base_url: 'http://{mock}' }
+server: { drain_timeout: 1s }
+limits:
+  slow: { rate: 1/min, burst: 1, queue: { max_depth: 10, max_wait: 1h } }
+routes:
+  - { match: 'GET /api/v2/**', limits: [slow] }
+";
+    let (mut pacer, limits) = start_pacer_limits(yaml, upstream.addr).await;
+    let c = client();
+    assert_eq!(get(&c, &pacer.url("/api/v2/users")).await.0, 200);
+    let mut queued = Vec::new();
+    for n in 1..=3 {
+        let (c, url) = (c.clone(), pacer.url("/api/v2/users"));
+        queued.push(tokio::spawn(async move {
+            let req = request("GET", &url).body(Default::default()).unwrap();
+            let res = c.request(req).await.expect("an answer, not a bare close");
+            let (parts, body) = res.into_parts();
+            let body = http_body_util::BodyExt::collect(body).await.unwrap();
+            (parts.status, parts.headers, body.to_bytes())
+        }));
+        wait_for_limit(&limits, "slow", |s| s.queue_depth == n).await;
+    }
+    pacer.signal_stop();
+    let stopped = pacer.task();
+    for q in queued {
+        let (status, headers, body) = q.await.unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(json(&body)["code"], "pacer.shutting_down");
+        assert_eq!(headers["retry-after"], "1");
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("pacer stops after the drain deadline")
+        .unwrap()
+        .unwrap();
+    assert_eq!(upstream.lines().len(), 1, "nothing queued was sent");
+}
