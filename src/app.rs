@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::proxy::connect::Connect;
 use crate::proxy::frontdoor::Admission;
 use crate::shape::layer::Limits;
+use crate::shutdown::DrainDeadline;
 use crate::tls::{Ca, Leaves};
 
 /// The already-bound sockets pacer serves on. Binding is the caller's job, so tests can pass
@@ -37,6 +38,9 @@ pub struct App {
     metrics: Arc<Metrics>,
     stack: crate::proxy::stack::Stack,
     connect: Arc<Connect>,
+    /// Passed by the listener when `server.drain_timeout` runs out; the stack answers what is
+    /// still queued then.
+    deadline: DrainDeadline,
     workers: usize,
 }
 
@@ -49,14 +53,21 @@ impl App {
         let metrics = Arc::new(Metrics::new(&config));
         let leaves = interception(&config)?;
         let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
-        let stack =
-            crate::proxy::stack::build(admission, limits.clone(), metrics.clone(), config.retry);
+        let deadline = DrainDeadline::default();
+        let stack = crate::proxy::stack::build(
+            admission,
+            limits.clone(),
+            metrics.clone(),
+            config.retry,
+            deadline.clone(),
+        );
         Ok(App {
             config,
             limits,
             metrics,
             stack,
             connect,
+            deadline,
             workers: 1,
         })
     }
@@ -102,6 +113,7 @@ impl App {
             self.connect,
             server,
             shutdown,
+            self.deadline,
             self.workers,
         );
         let Some(admin_listener) = listeners.admin else {

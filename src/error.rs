@@ -141,6 +141,8 @@ impl Error {
             QueueFull { retry_after, .. }
             | QueueTimeout { retry_after, .. }
             | RateLimited { retry_after, .. } => *retry_after,
+            // Another instance, or this one restarted, can take the request in a moment.
+            ShuttingDown => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

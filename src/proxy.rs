@@ -50,6 +50,7 @@ use self::frontdoor::ConnInfo;
 use self::stack::Stack;
 use self::tunnel::Tracker;
 use crate::config::Server;
+use crate::shutdown::DrainDeadline;
 
 /// How long a client may take to send a request head; slow-loris protection.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,7 +68,8 @@ pub(crate) struct Shared {
 }
 
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for up to `server.drain_timeout`. CONNECT requests go to `connect`. Everything runs on the
+/// for up to `server.drain_timeout`, when it passes `deadline` (the stack's, so that requests
+/// still queued are answered). CONNECT requests go to `connect`. Everything runs on the
 /// caller's runtime; [`workers::serve`] spreads connections over threads of their own.
 pub async fn serve(
     listener: TcpListener,
@@ -75,8 +77,10 @@ pub async fn serve(
     connect: Arc<Connect>,
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: DrainDeadline,
 ) -> anyhow::Result<()> {
-    run_connections(Accepting::new(listener, shutdown), stack, connect, server).await;
+    let incoming = Accepting::new(listener, shutdown);
+    run_connections(incoming, stack, connect, server, deadline).await;
     tracing::info!("drain finished");
     Ok(())
 }
@@ -121,12 +125,14 @@ impl<S: Future<Output = ()>> Connections for Accepting<S> {
 
 /// Spawns a task for every connection `next` yields until it yields None (accepting stopped),
 /// then drains: connections close gracefully and the call returns once all have finished, or
-/// after `server.drain_timeout`.
+/// after `server.drain_timeout`. Then `deadline` passes, and requests still queued get their
+/// 503 within [`DRAIN_ANSWER_GRACE`] before the rest is cut.
 pub(crate) async fn run_connections(
     mut incoming: impl Connections,
     stack: Stack,
     connect: Arc<Connect>,
     server: Server,
+    deadline: DrainDeadline,
 ) {
     // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx` (in
     // its Tracker), so `done_rx` yields None once every one has finished (the mini-redis
@@ -146,14 +152,26 @@ pub(crate) async fn run_connections(
     let _ = drain_tx.send(true);
     drop(shared);
     tracing::debug!("stopped accepting; draining in-flight requests");
-    match tokio::time::timeout(server.drain_timeout, done_rx.recv()).await {
-        Ok(_) => tracing::debug!("drained"),
-        Err(_) => tracing::warn!(
-            timeout_s = server.drain_timeout.as_secs_f64(),
-            "drain timeout passed; closing the remaining connections"
-        ),
+    if tokio::time::timeout(server.drain_timeout, done_rx.recv())
+        .await
+        .is_ok()
+    {
+        tracing::debug!("drained");
+        return;
     }
+    deadline.pass();
+    let answered = tokio::time::timeout(DRAIN_ANSWER_GRACE, done_rx.recv()).await;
+    tracing::warn!(
+        timeout_s = server.drain_timeout.as_secs_f64(),
+        all_answered = answered.is_ok(),
+        "drain timeout passed; queued requests answered 503, closing the remaining connections"
+    );
 }
+
+/// After the drain timeout, how long queued requests have to get their 503 out: writing an
+/// answer on loopback or a LAN takes milliseconds, so this only bounds a client that reads
+/// nothing.
+const DRAIN_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// Accept fails when the process is out of file descriptors or the peer reset early. Backing off
 /// briefly keeps the loop from spinning while connections close and free descriptors.
@@ -267,6 +285,11 @@ fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handle
     use futures_util::future::Either;
     if req.method() == Method::CONNECT {
         return Either::Left(connect::handle(shared.clone(), info, req));
+    }
+    // Routed and forwarded alike by the normalised path, so that `%73cripts` or `x/../scripts`
+    // cannot pass a route's limits unshaped (see `route::normalize`).
+    if let Some(uri) = crate::route::normalize_uri(req.uri()) {
+        *req.uri_mut() = uri;
     }
     req.extensions_mut().insert(info);
     if client::is_upgrade(req.headers()) {

@@ -32,3 +32,37 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
         tracing::info!("Ctrl-C received; draining");
     }
 }
+
+/// Marks the end of the drain: once `server.drain_timeout` has passed, requests still waiting in
+/// a limit's queue are answered 503 `pacer.shutting_down` (with `Retry-After`) instead of being
+/// cut off with the connection. Requests already sent upstream are left to finish or be cut:
+/// answering them could hide a request the API did receive.
+///
+/// Cheap to clone; every clone sees the same deadline, from any thread.
+#[derive(Clone, Debug)]
+pub struct DrainDeadline {
+    passed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+// === impl DrainDeadline ===
+
+impl Default for DrainDeadline {
+    fn default() -> Self {
+        DrainDeadline {
+            passed: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+impl DrainDeadline {
+    /// Says the deadline has passed; idempotent.
+    pub fn pass(&self) {
+        self.passed.send_replace(true);
+    }
+
+    /// Resolves once the deadline has passed (at once if it already has).
+    pub async fn passed(&self) {
+        let mut rx = self.passed.subscribe();
+        let _ = rx.wait_for(|p| *p).await;
+    }
+}

@@ -28,6 +28,7 @@ use crate::config;
 use crate::metrics::Metrics;
 use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
+use crate::shutdown::DrainDeadline;
 
 /// The future of the layers below the front door, boxed once where it is made ([`Forward`],
 /// [`Shape`]) so that the layers above can name it and await it without boxing it again.
@@ -64,15 +65,18 @@ impl<S> Downstream for S where
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
 pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
 
+/// `deadline` is the end of the drain, past which requests still queued in a limit are answered
+/// 503 `pacer.shutting_down`.
 pub fn build(
     admission: Arc<Admission>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     retry: config::Retry,
+    deadline: DrainDeadline,
 ) -> Stack {
     let routes = admission.routes.clone();
     let forward = Forward::new(metrics.clone());
-    let shape = Shape::new(limits.clone(), metrics.clone(), forward);
+    let shape = Shape::new(limits.clone(), metrics.clone(), forward).with_drain_deadline(deadline);
     let retry = Retry::new(retry, limits, metrics.clone(), shape);
     let front = FrontDoor::new(admission, retry);
     let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);

@@ -26,6 +26,7 @@ use super::connect::Connect;
 use super::stack::Stack;
 use super::Connections;
 use crate::config::Server;
+use crate::shutdown::DrainDeadline;
 
 /// A connection on its way to a worker: the std socket, re-registered on the worker's runtime.
 type Handoff = (std::net::TcpStream, SocketAddr);
@@ -38,10 +39,11 @@ pub async fn serve(
     connect: Arc<Connect>,
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: DrainDeadline,
     workers: usize,
 ) -> anyhow::Result<()> {
     if workers <= 1 {
-        return super::serve(listener, stack, connect, server, shutdown).await;
+        return super::serve(listener, stack, connect, server, shutdown, deadline).await;
     }
     let mut inboxes = Vec::with_capacity(workers);
     let mut finished = Vec::with_capacity(workers);
@@ -53,6 +55,7 @@ pub async fn serve(
             stack.clone(),
             connect.clone(),
             server,
+            deadline.clone(),
         )?);
         inboxes.push(tx);
     }
@@ -94,6 +97,7 @@ fn spawn_worker(
     stack: Stack,
     connect: Arc<Connect>,
     server: Server,
+    deadline: DrainDeadline,
 ) -> anyhow::Result<oneshot::Receiver<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -102,7 +106,9 @@ fn spawn_worker(
     std::thread::Builder::new()
         .name(format!("pacer-worker-{index}"))
         .spawn(move || {
-            runtime.block_on(super::run_connections(Inbox(inbox), stack, connect, server));
+            let connections =
+                super::run_connections(Inbox(inbox), stack, connect, server, deadline);
+            runtime.block_on(connections);
             // Dropping the runtime here ends whatever outlived the drain timeout.
             drop(runtime);
             let _ = done_tx.send(());

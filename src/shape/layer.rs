@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
 use crate::proxy::stack::{BoxResponse, Downstream};
+use crate::shutdown::DrainDeadline;
 
 /// The limiters of a config, and which of them each route passes.
 pub struct Limits {
@@ -105,6 +106,8 @@ pub struct Shape<S> {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     inner: S,
+    /// Past it, requests still queued are answered 503 `pacer.shutting_down`.
+    deadline: DrainDeadline,
 }
 
 impl<S> Shape<S> {
@@ -113,7 +116,14 @@ impl<S> Shape<S> {
             limits,
             metrics,
             inner,
+            deadline: DrainDeadline::default(),
         }
+    }
+
+    /// The drain deadline that ends queued waits (none by default).
+    pub fn with_drain_deadline(mut self, deadline: DrainDeadline) -> Self {
+        self.deadline = deadline;
+        self
     }
 }
 
@@ -143,6 +153,7 @@ where
         Box::pin(shape(
             self.limits.clone(),
             self.metrics.clone(),
+            self.deadline.clone(),
             route,
             req,
             inner,
@@ -156,6 +167,7 @@ where
 fn shape<S>(
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    deadline: DrainDeadline,
     route: Option<usize>,
     req: Request<Body>,
     mut inner: S,
@@ -183,7 +195,8 @@ where
                 deadline: start + cfg.queue.max_wait,
                 priority,
             };
-            let permit = match limits.limiters[i].acquire(acquire).await {
+            let acquired = until_drain_deadline(limits.limiters[i].acquire(acquire), &deadline);
+            let permit = match acquired.await {
                 Ok(p) => p,
                 Err(e) => {
                     metrics.rejected(i, rejection_reason(&e));
@@ -201,6 +214,27 @@ where
     }
 }
 
+/// `acquire`, or [`Error::ShuttingDown`] once the drain deadline passes while it waits. The
+/// deadline's future is made (and boxed) only when the permit is not granted at once, so a
+/// request that does not queue pays nothing for it and one that does keeps the shape future
+/// (memory per queued request) at its size.
+fn until_drain_deadline<'a>(
+    mut acquire: super::AcquireFuture<'a>,
+    deadline: &'a DrainDeadline,
+) -> impl Future<Output = Result<Permit, Error>> + Send + 'a {
+    let mut passed: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> = None;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(acquired) = acquire.as_mut().poll(cx) {
+            return Poll::Ready(acquired);
+        }
+        let passed = passed.get_or_insert_with(|| Box::pin(deadline.passed()));
+        match passed.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::ShuttingDown)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
 /// The `reason` label of `pacer_rejected_total` for a limiter's refusal.
 fn rejection_reason(err: &Error) -> &'static str {
     match err {
@@ -208,6 +242,7 @@ fn rejection_reason(err: &Error) -> &'static str {
         Error::QueueTimeout { .. } => "queue_timeout",
         Error::RateLimited { .. } => "rate_limited",
         Error::KeysExhausted { .. } => "keys_exhausted",
+        Error::ShuttingDown => "shutting_down",
         _ => "other",
     }
 }
@@ -264,7 +299,15 @@ mod tests {
     #[test]
     fn the_shape_future_holds_the_request_once() {
         let (_, limits, metrics) = limits_and_metrics();
-        let fut = shape(limits, metrics, None, Request::new(body::empty()), Never);
+        let deadline = DrainDeadline::default();
+        let fut = shape(
+            limits,
+            metrics,
+            deadline,
+            None,
+            Request::new(body::empty()),
+            Never,
+        );
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 560, "the shape future takes {size} bytes");
     }
