@@ -62,6 +62,7 @@ pub struct RawTls {
 pub struct RawTimeouts {
     pub connect: Option<Text>,
     pub request: Option<Text>,
+    pub body_idle: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::time::Instant;
 
 use super::pool::{Pool, PooledBody, SendError};
 
@@ -18,6 +19,7 @@ use super::body::{self, Body};
 use super::headers::strip_hop_by_hop;
 use crate::config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
@@ -26,6 +28,7 @@ pub struct UpstreamClient {
     name: Arc<str>,
     host: HeaderValue,
     request_timeout: Duration,
+    body_idle_timeout: Duration,
     connect_timeout: Duration,
     pool: Pool,
 }
@@ -62,6 +65,7 @@ impl UpstreamClient {
             name: cfg.name.as_str().into(),
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
+            body_idle_timeout: cfg.body_idle_timeout,
             connect_timeout: cfg.connect_timeout,
             pool: Pool::new(https, origin),
         })
@@ -79,13 +83,21 @@ impl UpstreamClient {
         self.index
     }
 
-    /// Sends one request upstream and returns its response head with a streaming body.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
+    /// Sends one request upstream and returns its response head with a streaming body. The
+    /// whole response must end within `timeouts.request`: a streamed body that would run
+    /// past it, or pause for `timeouts.body_idle`, is cut (and counted in `metrics`).
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Response<Body>, Error> {
         let upgrade = super::upgrade::Pending::take(&mut req);
         self.prepare(&mut req);
+        let deadline = Instant::now() + self.request_timeout;
         // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
-        // insertion and removal on every request.
-        match tokio::time::timeout(self.request_timeout, self.exchange(req, upgrade)).await {
+        // insertion and removal on every request. Only a streamed body needs a second one.
+        let exchange = self.exchange(req, upgrade, deadline, metrics);
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout {
                 upstream: self.name.to_string(),
@@ -98,6 +110,8 @@ impl UpstreamClient {
         &self,
         req: Request<Body>,
         upgrade: Option<super::upgrade::Pending>,
+        deadline: Instant,
+        metrics: &Arc<Metrics>,
     ) -> Result<Response<Body>, Error> {
         let mut res = self.pool.send(req).await.map_err(|e| self.classify(e))?;
         if let Some(upgrade) = upgrade {
@@ -109,7 +123,17 @@ impl UpstreamClient {
         let body = match small_body_len(&parts.headers) {
             Some(_) if !upgrading => self.read_small(incoming).await?,
             // A body that has ended already (204, 304, HEAD) boxes to nothing.
-            _ => body::boxed_unless_ended(incoming),
+            _ if upgrading || http_body::Body::is_end_stream(&incoming) => {
+                body::boxed_unless_ended(incoming)
+            }
+            _ => {
+                let counter = body::CutCounter {
+                    metrics: metrics.clone(),
+                    upstream: self.index,
+                };
+                let idle = self.body_idle_timeout;
+                body::boxed(body::Timed::new(incoming, deadline, idle, counter))
+            }
         };
         Ok(Response::from_parts(parts, body))
     }

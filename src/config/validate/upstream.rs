@@ -13,6 +13,8 @@ use crate::config::{region_base_url, Upstream, REGIONS};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Like the header-read timeout: an API streaming a large answer sends something far more often.
+const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which upstream already claimed each host, so a host listed twice is caught: pacer picks the
 /// upstream by host, and two owners would make that choice depend on file order.
@@ -68,6 +70,12 @@ fn upstream(
         timeouts.and_then(|t| t.request.as_ref()),
         DEFAULT_REQUEST_TIMEOUT,
     );
+    let body_idle_timeout = positive_duration(
+        errs,
+        &join(path, "timeouts.body_idle"),
+        timeouts.and_then(|t| t.body_idle.as_ref()),
+        DEFAULT_BODY_IDLE_TIMEOUT,
+    );
     Some(Upstream {
         name: name.value.clone(),
         base_url: base_url?,
@@ -75,6 +83,7 @@ fn upstream(
         ca_file,
         connect_timeout,
         request_timeout,
+        body_idle_timeout,
         intercept: raw.intercept.unwrap_or(true),
     })
 }

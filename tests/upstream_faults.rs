@@ -1,0 +1,100 @@
+//! An upstream that misbehaves: stalled bodies, stale connections, malformed framing. Each test
+//! puts pacer in front of the fault upstream of `support/faulty.rs`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::faulty::{read_until_closed, start_faulty, Fault, STALL_SENT};
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn by_path(head: &str) -> Fault {
+    let path = head.split(' ').nth(1).unwrap_or("");
+    match path {
+        "/stall" => Fault::StallBody,
+        "/hold" => Fault::Hold,
+        "/close" => Fault::OkThenClose,
+        "/cl-te" => Fault::LengthAndChunked,
+        _ => Fault::Ok,
+    }
+}
+
+/// The value of one series in the admin listener's `/metrics`, found by its labels.
+async fn metric(admin: SocketAddr, name: &str, label: &str) -> f64 {
+    let (_, _, body) = get(&client(), &format!("http://{admin}/metrics")).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} with {label} in:\n{text}"))
+}
+
+/// Opens a connection to pacer and sends one request head on it.
+async fn raw_request(pacer: &Running, head: &str) -> TcpStream {
+    let mut s = TcpStream::connect(pacer.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+const EIGHT: &str = "
+upstreams:
+  api: { base_url: 'http://{mock}', timeouts: { request: 1s, body_idle: 10s } }
+limits:
+  eight: { concurrency: 8, queue: { max_wait: 20s } }
+routes:
+  - { match: 'GET /**', limits: [eight] }
+";
+
+/// Eight answers that stall after their first kilobyte, on a route that lets eight run at once:
+/// each is cut at `timeouts.request` (the client's connection closes, as the answer had begun),
+/// its slot frees, and the next request goes through at once.
+#[tokio::test]
+async fn stalled_bodies_end_by_the_request_timeout_and_free_their_slots() {
+    let upstream = start_faulty(by_path).await;
+    let (pacer, admin) = start_pacer_admin(EIGHT, upstream.addr).await;
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        stalled.push(raw_request(&pacer, "GET /stall HTTP/1.1\r\nhost: api\r\n\r\n").await);
+    }
+    let started = tokio::time::Instant::now();
+    for (i, s) in stalled.iter_mut().enumerate() {
+        let (read, closed) = read_until_closed(s, Duration::from_secs(5)).await;
+        assert!(closed, "stalled answer {i} still open after 5 s");
+        assert!(
+            read > STALL_SENT,
+            "answer {i}: the head and the first 1 KB came first"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let answered = tokio::time::timeout(Duration::from_secs(2), async {
+        get(&client(), &pacer.url("/ok")).await
+    });
+    let (status, _, body) = answered.await.expect("the route is not locked");
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
+    let cut = metric(admin, "pacer_upstream_body_cut_total", "reason=\"timeout\"").await;
+    assert_eq!(cut, 8.0);
+}
+
+/// A body that pauses longer than `timeouts.body_idle` is cut then, well before the whole
+/// response's timeout.
+#[tokio::test]
+async fn a_body_that_pauses_past_body_idle_is_cut() {
+    let upstream = start_faulty(by_path).await;
+    let yaml = EIGHT.replace(
+        "request: 1s, body_idle: 10s",
+        "request: 60s, body_idle: 300ms",
+    );
+    let (pacer, admin) = start_pacer_admin(&yaml, upstream.addr).await;
+    let mut s = raw_request(&pacer, "GET /stall HTTP/1.1\r\nhost: api\r\n\r\n").await;
+    let (read, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(
+        closed && read > STALL_SENT,
+        "closed {closed} after {read} bytes"
+    );
+    let cut = metric(admin, "pacer_upstream_body_cut_total", "reason=\"idle\"").await;
+    assert_eq!(cut, 1.0);
+}
