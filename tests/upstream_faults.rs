@@ -98,3 +98,51 @@ async fn a_body_that_pauses_past_body_idle_is_cut() {
     let cut = metric(admin, "pacer_upstream_body_cut_total", "reason=\"idle\"").await;
     assert_eq!(cut, 1.0);
 }
+
+const ONE_AT_A_TIME: &str = "
+upstreams:
+  api: { base_url: 'http://{mock}' }
+limits:
+  one: { concurrency: 1, queue: { max_depth: 100, max_wait: 30s } }
+routes:
+  - { match: 'POST /**', limits: [one] }
+  - { match: 'GET /hold', limits: [one] }
+";
+
+/// Clients that give up while their POSTs wait for a slot: none of those POSTs may reach the
+/// upstream. The slots open the moment the clients close, before pacer has looked at their
+/// connections again (a live limit change, in the same instant), and idle upstream connections
+/// are ready to carry the POSTs at once: the race in which an abandoned request went out.
+#[tokio::test]
+async fn a_queued_request_whose_client_left_is_never_sent() {
+    let upstream = start_faulty(by_path).await;
+    let (pacer, limits) = start_pacer_limits(ONE_AT_A_TIME, upstream.addr).await;
+    // Twenty idle upstream connections in pacer's pool.
+    let c = client();
+    let url = pacer.url("/ok");
+    let warm: Vec<_> = (0..20).map(|_| get(&c, &url)).collect();
+    for (status, _, _) in futures_util::future::join_all(warm).await {
+        assert_eq!(status, 200);
+    }
+    let _holder = raw_request(&pacer, "GET /hold HTTP/1.1\r\nhost: api\r\n\r\n").await;
+    wait_for_limit(&limits, "one", |s| s.in_flight == 1).await;
+    let post = "POST /p HTTP/1.1\r\nhost: api\r\ncontent-length: 1\r\n\r\nx";
+    let mut queued = Vec::new();
+    for _ in 0..20 {
+        queued.push(raw_request(&pacer, post).await);
+    }
+    wait_for_limit(&limits, "one", |s| s.queue_depth == 20).await;
+    drop(queued);
+    let open = pacer::shape::LimitUpdate {
+        concurrency: Some(100),
+        ..Default::default()
+    };
+    limits.by_name("one").unwrap().update(open).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        upstream.count("POST"),
+        0,
+        "abandoned POSTs reached the upstream"
+    );
+    wait_for_limit(&limits, "one", |s| s.queue_depth == 0 && s.in_flight == 1).await;
+}
