@@ -17,6 +17,7 @@ fn by_path(head: &str) -> Fault {
         "/stall" => Fault::StallBody,
         "/hold" => Fault::Hold,
         "/close" => Fault::OkThenClose,
+        "/reuse" => Fault::ClosesOnReuse,
         "/cl-te" => Fault::LengthAndChunked,
         _ => Fault::Ok,
     }
@@ -145,4 +146,32 @@ async fn a_queued_request_whose_client_left_is_never_sent() {
         "abandoned POSTs reached the upstream"
     );
     wait_for_limit(&limits, "one", |s| s.queue_depth == 0 && s.in_flight == 1).await;
+}
+
+/// An upstream that closes a kept-alive connection as pacer sends the next request on it, with no
+/// answer: a GET (idempotent, nothing to lose) goes on another connection instead of failing; a
+/// POST, which the upstream may have acted on, is not sent twice.
+#[tokio::test]
+async fn a_request_on_a_connection_closed_under_it_goes_on_another() {
+    let upstream = start_faulty(by_path).await;
+    let pacer = start_pacer(ONE_AT_A_TIME, upstream.addr).await;
+    let c = client();
+    for i in 0..10 {
+        let (status, _, body) = get(&c, &pacer.url("/reuse")).await;
+        assert_eq!(
+            status,
+            200,
+            "request {i}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_eq!(upstream.count("GET /reuse"), 10);
+    // Each GET after the first found its connection closed and took a new one.
+    assert_eq!(upstream.accepted(), 10);
+    // The last GET's connection is idle in the pool; the POST goes on it and is closed under.
+    let post = request("POST", &pacer.url("/reuse")).body(Default::default());
+    let (status, _, body) = send(&c, post.unwrap()).await;
+    assert_eq!(status, 502);
+    assert_eq!(json(&body)["code"], "pacer.upstream.unreachable");
+    assert_eq!(upstream.accepted(), 10, "the POST was not sent again");
 }

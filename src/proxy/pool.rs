@@ -11,7 +11,9 @@
 //! recently used connection goes out first; connections idle longer than [`IDLE`] are dropped
 //! when met. An idle connection the upstream closed in the meantime hands the request back
 //! unsent, and the request goes on to the next connection or a new one, as it would with
-//! hyper-util's `retry_canceled_requests`.
+//! hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
+//! (the end of the stream or a reset, and no answer) sends an idempotent request without a body
+//! on as well ([`replayable_copy`]); any other request gets the error.
 //!
 //! HTTP/2 upstreams would pool differently (one shared connection, many streams); that is a
 //! second implementation beside this one, chosen by the connection's negotiated protocol.
@@ -86,12 +88,14 @@ impl Pool {
             if sender.ready().await.is_err() {
                 continue;
             }
+            let again = replayable_copy(&req);
             match sender.try_send_request(req).await {
                 Ok(res) => return Ok(self.inner.clone().track(res, sender)),
-                Err(mut e) => match e.take_message() {
+                Err(mut e) => match (e.take_message(), again) {
                     // Not written: the connection closed while idle. Try the next one.
-                    Some(unsent) => req = unsent,
-                    None => return Err(SendError::Exchange(e.into_error())),
+                    (Some(unsent), _) => req = unsent,
+                    (None, Some(copy)) if closed_under(e.error()) => req = copy,
+                    (None, _) => return Err(SendError::Exchange(e.into_error())),
                 },
             }
         }
@@ -103,6 +107,38 @@ impl Pool {
             Err(e) => Err(SendError::Exchange(e)),
         }
     }
+}
+
+/// A copy of `req` to send again if its reused connection turns out to have been closed under it,
+/// when sending it twice is harmless: an idempotent method (RFC 9110 section 9.2.2) and no body
+/// (one that has gone is gone).
+///
+/// The upstream may close an idle connection just as pacer writes to it, the close still on its
+/// way: hyper then writes the request and reads the end of the stream. Whether the upstream read
+/// the request cannot be known, so only a request that may be repeated goes again. Only requests
+/// on reused connections pay for the copy, and those are mostly such GETs.
+fn replayable_copy(req: &Request<Body>) -> Option<Request<Body>> {
+    use http_body::Body as _;
+    if !req.method().is_idempotent() || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(super::body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether an exchange failed because the connection closed before any answer: the end of the
+/// stream, or a reset, with no response.
+fn closed_under(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if err.is_incomplete_message() {
+        return true;
+    }
+    let io = std::error::Error::source(err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    io.is_some_and(|e| matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted))
 }
 
 // === impl Inner ===

@@ -20,6 +20,9 @@ pub enum Fault {
     Hold,
     /// `200 ok`, then closes the connection without saying so (no `Connection: close`).
     OkThenClose,
+    /// `200 ok` to the first request on a connection; a later one is read, then the connection
+    /// closes without an answer, as when an idle timer fires just as the request arrives.
+    ClosesOnReuse,
     /// An answer with both Content-Length and `Transfer-Encoding: chunked`.
     LengthAndChunked,
 }
@@ -80,11 +83,16 @@ pub async fn start_faulty(pick: fn(&str) -> Fault) -> Faulty {
 }
 
 async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>, pick: fn(&str) -> Fault) {
+    let mut served = 0;
     while let Some(head) = read_request(&mut stream).await {
         let fault = pick(&head);
+        if fault == Fault::ClosesOnReuse && served > 0 {
+            return;
+        }
+        served += 1;
         heads.lock().unwrap().push(head);
         let answer: &[u8] = match fault {
-            Fault::Ok | Fault::OkThenClose => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            Fault::Ok | Fault::OkThenClose | Fault::ClosesOnReuse => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
             Fault::LengthAndChunked => {
                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
             }
