@@ -175,3 +175,19 @@ async fn a_request_on_a_connection_closed_under_it_goes_on_another() {
     assert_eq!(json(&body)["code"], "pacer.upstream.unreachable");
     assert_eq!(upstream.accepted(), 10, "the POST was not sent again");
 }
+
+/// An answer with both Content-Length and Transfer-Encoding is refused as a 502, counted as one.
+#[tokio::test]
+async fn an_answer_with_length_and_chunked_framing_is_a_502() {
+    let upstream = start_faulty(by_path).await;
+    let (pacer, admin) = start_pacer_admin(ONE_AT_A_TIME, upstream.addr).await;
+    for _ in 0..2 {
+        let (status, _, body) = get(&client(), &pacer.url("/cl-te")).await;
+        assert_eq!(status, 502);
+        assert_eq!(json(&body)["code"], "pacer.upstream.invalid");
+    }
+    // Its connection was not reused: the second request needed a new one.
+    assert_eq!(upstream.accepted(), 2);
+    let counted = metric(admin, "pacer_requests_total", "status=\"502\"").await;
+    assert_eq!(counted, 2.0);
+}

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::pool::{Pool, PooledBody, SendError};
 
 use super::body::{self, Body};
-use super::headers::strip_hop_by_hop;
+use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -118,6 +118,12 @@ impl UpstreamClient {
             upgrade.on_response(&mut res);
         }
         let (mut parts, incoming) = res.into_parts();
+        if ambiguous_framing(&parts.headers) {
+            return Err(Error::UpstreamInvalid {
+                upstream: self.name.to_string(),
+                reason: "the answer has both Content-Length and Transfer-Encoding".into(),
+            });
+        }
         let upgrading = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
         strip_hop_by_hop(&mut parts.headers, upgrading);
         let body = match small_body_len(&parts.headers) {

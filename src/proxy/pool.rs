@@ -190,7 +190,8 @@ impl Inner {
     }
 
     /// Wraps the response body so the connection returns to the pool when it is read to the
-    /// end. A 101 answer's connection belongs to the upgrade and never returns.
+    /// end. A 101 answer's connection belongs to the upgrade and never returns, nor does one whose
+    /// answer was framed ambiguously.
     fn track(
         self: Arc<Self>,
         res: Response<Incoming>,
@@ -198,7 +199,9 @@ impl Inner {
     ) -> Response<PooledBody> {
         let upgrading = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let (parts, incoming) = res.into_parts();
-        let mut checkin = (!upgrading).then_some(Checkin { pool: self, sender });
+        // After an answer whose end is a guess, the next answer's start would be one too.
+        let reusable = !upgrading && !super::headers::ambiguous_framing(&parts.headers);
+        let mut checkin = reusable.then_some(Checkin { pool: self, sender });
         if incoming.is_end_stream() {
             if let Some(c) = checkin.take() {
                 c.give_back();
