@@ -191,3 +191,50 @@ async fn an_answer_with_length_and_chunked_framing_is_a_502() {
     let counted = metric(admin, "pacer_requests_total", "status=\"502\"").await;
     assert_eq!(counted, 2.0);
 }
+
+/// The request head the upstream received for `raw` sent through pacer, lower-cased.
+async fn head_at_upstream(raw: &str) -> String {
+    let upstream = start_faulty(by_path).await;
+    let pacer = start_pacer(ONE_AT_A_TIME, upstream.addr).await;
+    let answer = raw_exchange(pacer.addr, raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let heads = upstream.heads.lock().unwrap();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    heads[0].to_ascii_lowercase()
+}
+
+/// pacer frames the body it sends itself: the client's Transfer-Encoding fields never reach the
+/// upstream as they were written.
+#[tokio::test]
+async fn the_clients_transfer_encoding_is_not_forwarded() {
+    for te in [
+        "transfer-encoding: identity, chunked\r\n",
+        "transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n",
+    ] {
+        let raw = format!("PUT /te HTTP/1.1\r\nhost: api\r\n{te}\r\n2\r\nok\r\n0\r\n\r\n");
+        let head = head_at_upstream(&raw).await;
+        let framing: Vec<&str> = head
+            .lines()
+            .filter(|l| l.starts_with("transfer-encoding") || l.starts_with("content-length"))
+            .collect();
+        assert!(
+            framing == ["content-length: 2"] || framing == ["transfer-encoding: chunked"],
+            "{te:?} reached the upstream as {framing:?}"
+        );
+    }
+}
+
+/// An `Upgrade: h2c` would let the API switch to HTTP/2, unshaped: the request goes on as plain
+/// HTTP/1.1 without it.
+#[tokio::test]
+async fn an_h2c_upgrade_is_not_forwarded() {
+    let raw = "GET /x HTTP/1.1\r\nhost: api\r\nconnection: upgrade, http2-settings\r\n\
+               upgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+    let head = head_at_upstream(raw).await;
+    for name in ["upgrade", "connection", "http2-settings"] {
+        assert!(
+            !head.contains(&format!("\n{name}:")),
+            "{name} forwarded: {head}"
+        );
+    }
+}

@@ -198,6 +198,10 @@ impl UpstreamClient {
         *req.version_mut() = http::Version::HTTP_11;
         let upgrading = is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrading);
+        // Framing is per connection: hyper frames the body for the upstream (Content-Length, or
+        // chunked when the length is unknown), so the client's own Transfer-Encoding, whatever
+        // it said (`identity, chunked`, twice), is never passed on.
+        req.headers_mut().remove(header::TRANSFER_ENCODING);
         req.headers_mut().insert(header::HOST, self.host.clone());
     }
 
@@ -232,15 +236,23 @@ fn small_body_len(headers: &http::HeaderMap) -> Option<u64> {
         .filter(|&n| n <= SMALL_BODY)
 }
 
-/// Whether a request asks to switch protocols (WebSocket and friends).
+/// Whether a request asks to switch protocols (WebSocket and friends). An upgrade to `h2c`
+/// (cleartext HTTP/2) is not one pacer passes on: its streams would reach the API unshaped, so
+/// such a request is forwarded as plain HTTP/1.1, without its Upgrade header.
 pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && lists(headers, header::CONNECTION, "upgrade")
+        && !lists(headers, header::UPGRADE, "h2c")
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitive), in any of its fields.
+fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> String {
