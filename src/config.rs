@@ -68,6 +68,8 @@ pub struct Upstream {
     pub request_timeout: Duration,
     /// The longest pause allowed between two pieces of a streamed response body.
     pub body_idle_timeout: Duration,
+    /// Idle connections kept for reuse per worker thread; past it the least recently used close.
+    pub max_idle: usize,
     /// Whether CONNECT to this upstream's hosts is TLS-intercepted (true) or tunnelled blind.
     pub intercept: bool,
 }

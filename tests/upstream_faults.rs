@@ -238,3 +238,27 @@ async fn an_h2c_upgrade_is_not_forwarded() {
         );
     }
 }
+
+/// After a burst, pacer keeps at most `max_idle` idle connections to an upstream (per worker
+/// thread) and closes the rest at once.
+#[tokio::test]
+async fn idle_upstream_connections_are_capped() {
+    let upstream = start_faulty(by_path).await;
+    let yaml = "upstreams:\n  api: { base_url: 'http://{mock}', max_idle: 2 }\n";
+    let pacer = start_pacer(yaml, upstream.addr).await;
+    let c = client();
+    let url = pacer.url("/ok");
+    let burst: Vec<_> = (0..10).map(|_| get(&c, &url)).collect();
+    for (status, _, _) in futures_util::future::join_all(burst).await {
+        assert_eq!(status, 200);
+    }
+    let opened = upstream.accepted();
+    assert!(opened > 2, "the burst opened {opened} connections");
+    for _ in 0..200 {
+        if upstream.closed() == opened - 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.closed(), opened - 2, "of {opened} connections");
+}

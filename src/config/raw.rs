@@ -48,6 +48,7 @@ pub struct RawUpstream {
     pub hosts: Option<Vec<Text>>,
     pub tls: Option<RawTls>,
     pub timeouts: Option<RawTimeouts>,
+    pub max_idle: Option<Spanned<u64>>,
     pub intercept: Option<bool>,
 }
 

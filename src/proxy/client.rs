@@ -67,7 +67,7 @@ impl UpstreamClient {
             request_timeout: cfg.request_timeout,
             body_idle_timeout: cfg.body_idle_timeout,
             connect_timeout: cfg.connect_timeout,
-            pool: Pool::new(https, origin),
+            pool: Pool::new(https, origin, cfg.max_idle),
         })
     }
 

@@ -9,7 +9,8 @@
 //! A connection goes back on the stack once its response body has been read to the end (a
 //! body dropped half-way closes it, since the rest would still be on the wire). The most
 //! recently used connection goes out first; connections idle longer than [`IDLE`] are dropped
-//! when met. An idle connection the upstream closed in the meantime hands the request back
+//! when met, and past `upstreams.*.max_idle` per thread the least recently used is closed, so a
+//! burst of clients does not leave thousands of idle upstream connections behind. An idle connection the upstream closed in the meantime hands the request back
 //! unsent, and the request goes on to the next connection or a new one, as it would with
 //! hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
 //! (the end of the stream or a reset, and no answer) sends an idempotent request without a body
@@ -19,6 +20,7 @@
 //! second implementation beside this one, chosen by the connection's negotiated protocol.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -59,7 +61,10 @@ struct Inner {
     connector: HttpsConnector<HttpConnector>,
     /// Scheme and authority, what the connector dials.
     origin: Uri,
-    idle: ThreadLocal<RefCell<Vec<Idle>>>,
+    /// Most recently used at the back.
+    idle: ThreadLocal<RefCell<VecDeque<Idle>>>,
+    /// The most idle connections kept per thread (`upstreams.*.max_idle`).
+    max_idle: usize,
 }
 
 struct Idle {
@@ -70,12 +75,13 @@ struct Idle {
 // === impl Pool ===
 
 impl Pool {
-    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri, max_idle: usize) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 connector,
                 origin,
                 idle: ThreadLocal::new(),
+                max_idle,
             }),
         }
     }
@@ -147,7 +153,7 @@ impl Inner {
     /// The most recently used idle connection that is still open and fresh.
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.get_or_default().borrow_mut();
-        while let Some(conn) = idle.pop() {
+        while let Some(conn) = idle.pop_back() {
             if !conn.sender.is_closed() && conn.since.elapsed() < IDLE {
                 return Some(conn.sender);
             }
@@ -156,17 +162,21 @@ impl Inner {
     }
 
     fn checkin(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+        if sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.get_or_default().borrow_mut();
         let now = Instant::now();
         // The oldest sit at the bottom; sweep them when the bottom one has expired, so a pool
         // that shrank after a burst does not keep dead connections for ever.
-        if idle.first().is_some_and(|c| now - c.since >= IDLE) {
+        if idle.front().is_some_and(|c| now - c.since >= IDLE) {
             idle.retain(|c| now - c.since < IDLE && !c.sender.is_closed());
         }
-        idle.push(Idle { sender, since: now });
+        // Past the cap the least recently used goes: dropping its sender closes it.
+        if idle.len() >= self.max_idle {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { sender, since: now });
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {

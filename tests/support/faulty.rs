@@ -37,6 +37,8 @@ pub struct Faulty {
     pub heads: Arc<Mutex<Vec<String>>>,
     /// Connections accepted.
     pub accepted: Arc<Mutex<usize>>,
+    /// Connections the client (pacer) closed.
+    pub closed: Arc<Mutex<usize>>,
     task: JoinHandle<()>,
 }
 
@@ -49,6 +51,10 @@ impl Faulty {
 
     pub fn accepted(&self) -> usize {
         *self.accepted.lock().unwrap()
+    }
+
+    pub fn closed(&self) -> usize {
+        *self.closed.lock().unwrap()
     }
 }
 
@@ -64,30 +70,42 @@ pub async fn start_faulty(pick: fn(&str) -> Fault) -> Faulty {
     let addr = listener.local_addr().unwrap();
     let heads = Arc::new(Mutex::new(Vec::new()));
     let accepted = Arc::new(Mutex::new(0));
-    let (h, a) = (heads.clone(), accepted.clone());
+    let closed = Arc::new(Mutex::new(0));
+    let (h, a, c) = (heads.clone(), accepted.clone(), closed.clone());
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             *a.lock().unwrap() += 1;
-            tokio::spawn(serve(stream, h.clone(), pick));
+            let (h, c) = (h.clone(), c.clone());
+            tokio::spawn(async move {
+                if serve(stream, h, pick).await {
+                    *c.lock().unwrap() += 1;
+                }
+            });
         }
     });
     Faulty {
         addr,
         heads,
         accepted,
+        closed,
         task,
     }
 }
 
-async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>, pick: fn(&str) -> Fault) {
+/// Serves one connection; true when the client closed it.
+async fn serve(
+    mut stream: TcpStream,
+    heads: Arc<Mutex<Vec<String>>>,
+    pick: fn(&str) -> Fault,
+) -> bool {
     let mut served = 0;
     while let Some(head) = read_request(&mut stream).await {
         let fault = pick(&head);
         if fault == Fault::ClosesOnReuse && served > 0 {
-            return;
+            return false;
         }
         served += 1;
         heads.lock().unwrap().push(head);
@@ -105,19 +123,21 @@ async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>, pick: fn(&
             Fault::Hold => return hang(stream).await,
         };
         if stream.write_all(answer).await.is_err() || fault == Fault::OkThenClose {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// Keeps the connection open (reading and discarding) until the peer closes it.
-async fn hang(mut stream: TcpStream) {
+async fn hang(mut stream: TcpStream) -> bool {
     let mut buf = [0u8; 1024];
     while let Ok(n) = stream.read(&mut buf).await {
         if n == 0 {
-            return;
+            return true;
         }
     }
+    false
 }
 
 /// Reads one request head and its Content-Length body; None once the peer has gone.
