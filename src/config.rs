@@ -64,7 +64,12 @@ pub struct Upstream {
     /// Extra PEM trust roots, resolved relative to the config file's directory.
     pub ca_file: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// The whole response, head and body, must arrive within this.
     pub request_timeout: Duration,
+    /// The longest pause allowed between two pieces of a streamed response body.
+    pub body_idle_timeout: Duration,
+    /// Idle connections kept for reuse per worker thread; past it the least recently used close.
+    pub max_idle: usize,
     /// Whether CONNECT to this upstream's hosts is TLS-intercepted (true) or tunnelled blind.
     pub intercept: bool,
 }

@@ -56,6 +56,11 @@ pub enum Error {
         sent: bool,
     },
 
+    /// The upstream's answer cannot be passed on safely: its framing is ambiguous (both
+    /// Content-Length and Transfer-Encoding), so where its body ends is a guess.
+    #[error("upstream {upstream} sent an invalid answer: {reason}")]
+    UpstreamInvalid { upstream: String, reason: String },
+
     /// The upstream accepted the request but did not answer in time.
     #[error("upstream {upstream} did not answer within {}s", timeout.as_secs_f64())]
     UpstreamTimeout { upstream: String, timeout: Duration },
@@ -103,7 +108,7 @@ impl Error {
             | ForbiddenPort { .. }
             | InterceptNotConfigured { .. }
             | NoDefaultUpstream => StatusCode::FORBIDDEN,
-            UpstreamUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamUnreachable { .. } | UpstreamInvalid { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             QueueFull { .. } | QueueTimeout { .. } | RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -125,6 +130,7 @@ impl Error {
             InterceptNotConfigured { .. } => "pacer.connect.intercept_unconfigured",
             NoDefaultUpstream => "pacer.upstream.no_default",
             UpstreamUnreachable { .. } => "pacer.upstream.unreachable",
+            UpstreamInvalid { .. } => "pacer.upstream.invalid",
             UpstreamTimeout { .. } => "pacer.upstream.timeout",
             QueueFull { .. } => "pacer.queue.full",
             QueueTimeout { .. } => "pacer.queue.timeout",

@@ -55,6 +55,8 @@ pub struct Metrics {
     upstreams: Vec<Vec<UpstreamSeries>>,
     /// Indexed by limit index.
     limits: Vec<LimitSeries>,
+    /// `[upstream index][BodyCut as usize]`.
+    body_cuts: Vec<[IntCounter; 2]>,
     gauges: scrape::Gauges,
 }
 
@@ -87,6 +89,25 @@ struct Families {
     retries: IntCounterVec,
     rejected: IntCounterVec,
     queue_wait: HistogramVec,
+    body_cut: IntCounterVec,
+}
+
+/// Why pacer cut a streamed response body short (`pacer_upstream_body_cut_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyCut {
+    /// The whole response took longer than `timeouts.request`.
+    Timeout = 0,
+    /// The upstream sent nothing for `timeouts.body_idle`.
+    Idle = 1,
+}
+
+impl BodyCut {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyCut::Timeout => "timeout",
+            BodyCut::Idle => "idle",
+        }
+    }
 }
 
 // === impl Metrics ===
@@ -111,7 +132,16 @@ impl Metrics {
                 queue_wait: f.queue_wait.with_label_values(&[&l.name]),
             })
             .collect();
+        let body_cuts = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                [BodyCut::Timeout, BodyCut::Idle]
+                    .map(|c| f.body_cut.with_label_values(&[&u.name, c.as_str()]))
+            })
+            .collect();
         Metrics {
+            body_cuts,
             routes: f.route_series(&route_labels),
             upstreams,
             limits,
@@ -138,6 +168,13 @@ impl Metrics {
         series.duration.observe(took.as_secs_f64());
         if status == 429 {
             series.throttled.inc();
+        }
+    }
+
+    /// `pacer_upstream_body_cut_total{upstream,reason}`: a streamed answer cut short.
+    pub fn body_cut(&self, upstream: usize, why: BodyCut) {
+        if let Some(c) = self.body_cuts.get(upstream) {
+            c[why as usize].inc();
         }
     }
 
@@ -231,6 +268,11 @@ impl Families {
                 &["limit"],
                 &WAIT_BUCKETS,
             ),
+            body_cut: counter(
+                "pacer_upstream_body_cut_total",
+                "Response bodies pacer cut short because the upstream stalled, by why.",
+                &["upstream", "reason"],
+            ),
         }
     }
 
@@ -241,6 +283,7 @@ impl Families {
             &self.upstream_throttled,
             &self.retries,
             &self.rejected,
+            &self.body_cut,
         ] {
             register(registry, c.clone());
         }

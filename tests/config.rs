@@ -87,6 +87,7 @@ fn minimal_config_gets_all_defaults() {
     assert_eq!(u.ca_file, None);
     assert_eq!(u.connect_timeout, Duration::from_secs(5));
     assert_eq!(u.request_timeout, Duration::from_secs(60));
+    assert_eq!(u.body_idle_timeout, Duration::from_secs(30));
     assert!(u.intercept);
     assert_eq!(c.default_upstream, Some(0));
     assert!(c.limits.is_empty());

@@ -48,6 +48,7 @@ pub struct RawUpstream {
     pub hosts: Option<Vec<Text>>,
     pub tls: Option<RawTls>,
     pub timeouts: Option<RawTimeouts>,
+    pub max_idle: Option<Spanned<u64>>,
     pub intercept: Option<bool>,
 }
 
@@ -62,6 +63,7 @@ pub struct RawTls {
 pub struct RawTimeouts {
     pub connect: Option<Text>,
     pub request: Option<Text>,
+    pub body_idle: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,10 @@
 //! document. Boxing costs one allocation per body; a body that has ended already (a GET's, an
 //! empty answer's) becomes the zero-size empty body instead, through [`boxed_unless_ended`].
 
+mod timed;
+
+pub use self::timed::{CutCounter, Stalled, Timed};
+
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 

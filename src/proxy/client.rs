@@ -11,13 +11,15 @@ use std::time::Duration;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::time::Instant;
 
 use super::pool::{Pool, PooledBody, SendError};
 
 use super::body::{self, Body};
-use super::headers::strip_hop_by_hop;
+use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
@@ -26,6 +28,7 @@ pub struct UpstreamClient {
     name: Arc<str>,
     host: HeaderValue,
     request_timeout: Duration,
+    body_idle_timeout: Duration,
     connect_timeout: Duration,
     pool: Pool,
 }
@@ -62,8 +65,9 @@ impl UpstreamClient {
             name: cfg.name.as_str().into(),
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
+            body_idle_timeout: cfg.body_idle_timeout,
             connect_timeout: cfg.connect_timeout,
-            pool: Pool::new(https, origin),
+            pool: Pool::new(https, origin, cfg.max_idle),
         })
     }
 
@@ -79,13 +83,21 @@ impl UpstreamClient {
         self.index
     }
 
-    /// Sends one request upstream and returns its response head with a streaming body.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
+    /// Sends one request upstream and returns its response head with a streaming body. The
+    /// whole response must end within `timeouts.request`: a streamed body that would run
+    /// past it, or pause for `timeouts.body_idle`, is cut (and counted in `metrics`).
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Response<Body>, Error> {
         let upgrade = super::upgrade::Pending::take(&mut req);
         self.prepare(&mut req);
+        let deadline = Instant::now() + self.request_timeout;
         // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
-        // insertion and removal on every request.
-        match tokio::time::timeout(self.request_timeout, self.exchange(req, upgrade)).await {
+        // insertion and removal on every request. Only a streamed body needs a second one.
+        let exchange = self.exchange(req, upgrade, deadline, metrics);
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout {
                 upstream: self.name.to_string(),
@@ -98,18 +110,36 @@ impl UpstreamClient {
         &self,
         req: Request<Body>,
         upgrade: Option<super::upgrade::Pending>,
+        deadline: Instant,
+        metrics: &Arc<Metrics>,
     ) -> Result<Response<Body>, Error> {
         let mut res = self.pool.send(req).await.map_err(|e| self.classify(e))?;
         if let Some(upgrade) = upgrade {
             upgrade.on_response(&mut res);
         }
         let (mut parts, incoming) = res.into_parts();
+        if ambiguous_framing(&parts.headers) {
+            return Err(Error::UpstreamInvalid {
+                upstream: self.name.to_string(),
+                reason: "the answer has both Content-Length and Transfer-Encoding".into(),
+            });
+        }
         let upgrading = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
         strip_hop_by_hop(&mut parts.headers, upgrading);
         let body = match small_body_len(&parts.headers) {
             Some(_) if !upgrading => self.read_small(incoming).await?,
             // A body that has ended already (204, 304, HEAD) boxes to nothing.
-            _ => body::boxed_unless_ended(incoming),
+            _ if upgrading || http_body::Body::is_end_stream(&incoming) => {
+                body::boxed_unless_ended(incoming)
+            }
+            _ => {
+                let counter = body::CutCounter {
+                    metrics: metrics.clone(),
+                    upstream: self.index,
+                };
+                let idle = self.body_idle_timeout;
+                body::boxed(body::Timed::new(incoming, deadline, idle, counter))
+            }
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -168,6 +198,10 @@ impl UpstreamClient {
         *req.version_mut() = http::Version::HTTP_11;
         let upgrading = is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrading);
+        // Framing is per connection: hyper frames the body for the upstream (Content-Length, or
+        // chunked when the length is unknown), so the client's own Transfer-Encoding, whatever
+        // it said (`identity, chunked`, twice), is never passed on.
+        req.headers_mut().remove(header::TRANSFER_ENCODING);
         req.headers_mut().insert(header::HOST, self.host.clone());
     }
 
@@ -202,15 +236,23 @@ fn small_body_len(headers: &http::HeaderMap) -> Option<u64> {
         .filter(|&n| n <= SMALL_BODY)
 }
 
-/// Whether a request asks to switch protocols (WebSocket and friends).
+/// Whether a request asks to switch protocols (WebSocket and friends). An upgrade to `h2c`
+/// (cleartext HTTP/2) is not one pacer passes on: its streams would reach the API unshaped, so
+/// such a request is forwarded as plain HTTP/1.1, without its Upgrade header.
 pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && lists(headers, header::CONNECTION, "upgrade")
+        && !lists(headers, header::UPGRADE, "h2c")
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitive), in any of its fields.
+fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> String {

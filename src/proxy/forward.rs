@@ -44,7 +44,7 @@ impl tower::Service<Request<Body>> for Forward {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let started = tokio::time::Instant::now();
-            let res = target.upstream.send(req).await;
+            let res = target.upstream.send(req, &metrics).await;
             // Failures that produced no upstream status are counted by the client-facing
             // series; this one is about what the API answered.
             if let Ok(res) = &res {

@@ -50,6 +50,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Whether a message says both how long its body is and that it is chunked. RFC 9112 section
+/// 6.3 lets a recipient go by Transfer-Encoding, but a sender of both is broken or smuggling, and
+/// a proxy passing such an answer on (or reusing its connection) would guess where it ends.
+pub fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::CONTENT_LENGTH) && headers.contains_key(header::TRANSFER_ENCODING)
+}
+
 /// The size of a header section as it travels on the wire (`name: value\r\n` per field), used
 /// to enforce `server.max_header_bytes`.
 pub fn wire_size(headers: &HeaderMap) -> usize {

@@ -9,14 +9,18 @@
 //! A connection goes back on the stack once its response body has been read to the end (a
 //! body dropped half-way closes it, since the rest would still be on the wire). The most
 //! recently used connection goes out first; connections idle longer than [`IDLE`] are dropped
-//! when met. An idle connection the upstream closed in the meantime hands the request back
+//! when met, and past `upstreams.*.max_idle` per thread the least recently used is closed, so a
+//! burst of clients does not leave thousands of idle upstream connections behind. An idle connection the upstream closed in the meantime hands the request back
 //! unsent, and the request goes on to the next connection or a new one, as it would with
-//! hyper-util's `retry_canceled_requests`.
+//! hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
+//! (the end of the stream or a reset, and no answer) sends an idempotent request without a body
+//! on as well ([`replayable_copy`]); any other request gets the error.
 //!
 //! HTTP/2 upstreams would pool differently (one shared connection, many streams); that is a
 //! second implementation beside this one, chosen by the connection's negotiated protocol.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -57,7 +61,10 @@ struct Inner {
     connector: HttpsConnector<HttpConnector>,
     /// Scheme and authority, what the connector dials.
     origin: Uri,
-    idle: ThreadLocal<RefCell<Vec<Idle>>>,
+    /// Most recently used at the back.
+    idle: ThreadLocal<RefCell<VecDeque<Idle>>>,
+    /// The most idle connections kept per thread (`upstreams.*.max_idle`).
+    max_idle: usize,
 }
 
 struct Idle {
@@ -68,12 +75,13 @@ struct Idle {
 // === impl Pool ===
 
 impl Pool {
-    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri, max_idle: usize) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 connector,
                 origin,
                 idle: ThreadLocal::new(),
+                max_idle,
             }),
         }
     }
@@ -86,12 +94,14 @@ impl Pool {
             if sender.ready().await.is_err() {
                 continue;
             }
+            let again = replayable_copy(&req);
             match sender.try_send_request(req).await {
                 Ok(res) => return Ok(self.inner.clone().track(res, sender)),
-                Err(mut e) => match e.take_message() {
+                Err(mut e) => match (e.take_message(), again) {
                     // Not written: the connection closed while idle. Try the next one.
-                    Some(unsent) => req = unsent,
-                    None => return Err(SendError::Exchange(e.into_error())),
+                    (Some(unsent), _) => req = unsent,
+                    (None, Some(copy)) if closed_under(e.error()) => req = copy,
+                    (None, _) => return Err(SendError::Exchange(e.into_error())),
                 },
             }
         }
@@ -105,13 +115,45 @@ impl Pool {
     }
 }
 
+/// A copy of `req` to send again if its reused connection turns out to have been closed under it,
+/// when sending it twice is harmless: an idempotent method (RFC 9110 section 9.2.2) and no body
+/// (one that has gone is gone).
+///
+/// The upstream may close an idle connection just as pacer writes to it, the close still on its
+/// way: hyper then writes the request and reads the end of the stream. Whether the upstream read
+/// the request cannot be known, so only a request that may be repeated goes again. Only requests
+/// on reused connections pay for the copy, and those are mostly such GETs.
+fn replayable_copy(req: &Request<Body>) -> Option<Request<Body>> {
+    use http_body::Body as _;
+    if !req.method().is_idempotent() || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(super::body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether an exchange failed because the connection closed before any answer: the end of the
+/// stream, or a reset, with no response.
+fn closed_under(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if err.is_incomplete_message() {
+        return true;
+    }
+    let io = std::error::Error::source(err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    io.is_some_and(|e| matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted))
+}
+
 // === impl Inner ===
 
 impl Inner {
     /// The most recently used idle connection that is still open and fresh.
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.get_or_default().borrow_mut();
-        while let Some(conn) = idle.pop() {
+        while let Some(conn) = idle.pop_back() {
             if !conn.sender.is_closed() && conn.since.elapsed() < IDLE {
                 return Some(conn.sender);
             }
@@ -120,17 +162,21 @@ impl Inner {
     }
 
     fn checkin(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+        if sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.get_or_default().borrow_mut();
         let now = Instant::now();
         // The oldest sit at the bottom; sweep them when the bottom one has expired, so a pool
         // that shrank after a burst does not keep dead connections for ever.
-        if idle.first().is_some_and(|c| now - c.since >= IDLE) {
+        if idle.front().is_some_and(|c| now - c.since >= IDLE) {
             idle.retain(|c| now - c.since < IDLE && !c.sender.is_closed());
         }
-        idle.push(Idle { sender, since: now });
+        // Past the cap the least recently used goes: dropping its sender closes it.
+        if idle.len() >= self.max_idle {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { sender, since: now });
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
@@ -154,7 +200,8 @@ impl Inner {
     }
 
     /// Wraps the response body so the connection returns to the pool when it is read to the
-    /// end. A 101 answer's connection belongs to the upgrade and never returns.
+    /// end. A 101 answer's connection belongs to the upgrade and never returns, nor does one whose
+    /// answer was framed ambiguously.
     fn track(
         self: Arc<Self>,
         res: Response<Incoming>,
@@ -162,7 +209,9 @@ impl Inner {
     ) -> Response<PooledBody> {
         let upgrading = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let (parts, incoming) = res.into_parts();
-        let mut checkin = (!upgrading).then_some(Checkin { pool: self, sender });
+        // After an answer whose end is a guess, the next answer's start would be one too.
+        let reusable = !upgrading && !super::headers::ambiguous_framing(&parts.headers);
+        let mut checkin = reusable.then_some(Checkin { pool: self, sender });
         if incoming.is_end_stream() {
             if let Some(c) = checkin.take() {
                 c.give_back();

@@ -208,6 +208,9 @@ where
             passed.keys.push((i, key));
             permits.push(permit);
         }
+        if !passed.waited.is_zero() {
+            client_left_check().await;
+        }
         let mut res = inner.call(req).await?;
         res.extensions_mut().insert(passed);
         Ok(hold_until_done(res, permits))
@@ -233,6 +236,20 @@ fn until_drain_deadline<'a>(
             Poll::Pending => Poll::Pending,
         }
     })
+}
+
+/// Lets the connection notice a client that left while its request waited, before the request
+/// goes upstream.
+///
+/// A client that closes its connection while queued drops its request: the connection task
+/// reads the end of the stream and drops the request's future. But the runtime learns of the
+/// close only when it next polls the I/O driver, and a slot that frees (a release on another
+/// connection, a live limit change) wakes the waiting request first: without this yield the
+/// request would go upstream before its connection is looked at. `yield_now` resumes only after
+/// the driver has been polled, so a close that had arrived by now is seen first. Only a request
+/// that waited pays for it; one that went straight through had no time to be abandoned.
+async fn client_left_check() {
+    tokio::task::yield_now().await;
 }
 
 /// The `reason` label of `pacer_rejected_total` for a limiter's refusal.

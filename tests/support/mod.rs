@@ -265,6 +265,7 @@ fn response_complete(bytes: &[u8]) -> bool {
     }
 }
 
+pub mod faulty;
 pub mod tunnel;
 pub mod upstream;
 

@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{check_name, join, line, list, positive_duration, Errors};
+use super::{check_name, join, line, list, number, positive_duration, Errors};
 use crate::config::raw::{Name, Named, RawUpstream, Text};
 use crate::config::{region_base_url, Upstream, REGIONS};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Like the header-read timeout: an API streaming a large answer sends something far more often.
+const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per upstream and worker thread: enough for the concurrency a limited
+/// API sees, few enough that a burst of clients does not leave thousands open for `IDLE`.
+const DEFAULT_MAX_IDLE: u64 = 128;
 
 /// Which upstream already claimed each host, so a host listed twice is caught: pacer picks the
 /// upstream by host, and two owners would make that choice depend on file order.
@@ -68,6 +73,19 @@ fn upstream(
         timeouts.and_then(|t| t.request.as_ref()),
         DEFAULT_REQUEST_TIMEOUT,
     );
+    let body_idle_timeout = positive_duration(
+        errs,
+        &join(path, "timeouts.body_idle"),
+        timeouts.and_then(|t| t.body_idle.as_ref()),
+        DEFAULT_BODY_IDLE_TIMEOUT,
+    );
+    let max_idle = number(
+        errs,
+        &join(path, "max_idle"),
+        raw.max_idle.as_ref(),
+        DEFAULT_MAX_IDLE,
+        0..=100_000,
+    ) as usize;
     Some(Upstream {
         name: name.value.clone(),
         base_url: base_url?,
@@ -75,6 +93,8 @@ fn upstream(
         ca_file,
         connect_timeout,
         request_timeout,
+        body_idle_timeout,
+        max_idle,
         intercept: raw.intercept.unwrap_or(true),
     })
 }
