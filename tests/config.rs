@@ -94,6 +94,7 @@ fn minimal_config_gets_all_defaults() {
     let retry = Retry {
         max_attempts: 5,
         max_retry_after: Duration::from_secs(60),
+        max_pause: Duration::from_secs(60),
         backoff_base: Duration::from_millis(500),
         backoff_max: Duration::from_secs(10),
         on_5xx: On5xx::Idempotent,

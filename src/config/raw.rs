@@ -49,6 +49,7 @@ pub struct RawUpstream {
     pub tls: Option<RawTls>,
     pub timeouts: Option<RawTimeouts>,
     pub intercept: Option<bool>,
+    pub retry_after_unit: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +70,8 @@ pub struct RawTimeouts {
 pub struct RawLimit {
     pub rate: Option<Text>,
     pub burst: Option<Spanned<u64>>,
+    pub quota: Option<Text>,
+    pub margin: Option<Text>,
     pub concurrency: Option<Spanned<u64>>,
     pub key: Option<Text>,
     pub mode: Option<Text>,
@@ -108,6 +111,7 @@ pub struct RawRoute {
     #[serde(rename = "match")]
     pub matches: Text,
     pub limits: Option<Vec<Text>>,
+    pub pause: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +119,7 @@ pub struct RawRoute {
 pub struct RawRetry {
     pub max_attempts: Option<Spanned<u64>>,
     pub max_retry_after: Option<Text>,
+    pub max_pause: Option<Text>,
     pub backoff: Option<RawBackoff>,
     pub on_5xx: Option<Text>,
     pub max_body: Option<Spanned<u64>>,

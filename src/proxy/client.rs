@@ -27,6 +27,7 @@ pub struct UpstreamClient {
     host: HeaderValue,
     request_timeout: Duration,
     connect_timeout: Duration,
+    retry_after_unit: config::RetryAfterUnit,
     pool: Pool,
 }
 
@@ -63,6 +64,7 @@ impl UpstreamClient {
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
             connect_timeout: cfg.connect_timeout,
+            retry_after_unit: cfg.retry_after_unit,
             pool: Pool::new(https, origin),
         })
     }
@@ -73,6 +75,11 @@ impl UpstreamClient {
 
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+    }
+
+    /// What a number in this upstream's `Retry-After` counts.
+    pub fn retry_after_unit(&self) -> config::RetryAfterUnit {
+        self.retry_after_unit
     }
 
     pub fn index(&self) -> usize {

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
-use super::{buffer_for_replay, full_jitter, retry_after, Replay};
+use super::{buffer_for_replay, full_jitter, retry_after_in, Replay};
 use crate::config;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -209,7 +209,7 @@ where
                 // upstream's connect timeout: a dead upstream must answer 502 promptly, not
                 // after a round of backoffs.
                 let within = Instant::now() + wait <= self.start + self.connect_timeout();
-                return match self.give_up_reason(wait, false) {
+                return match self.give_up_reason(wait, None) {
                     None if within => Ok(Next::Again(wait, RetryReason::Connect)),
                     _ => Err(e),
                 };
@@ -225,14 +225,18 @@ where
             return Ok(Next::Done(res));
         };
         let throttled = reason == RetryReason::Throttled;
-        let wait = match throttled {
-            true => retry_after(res.headers(), SystemTime::now()).unwrap_or_else(|| self.backoff()),
-            false => self.backoff(),
+        let asked = match throttled {
+            true => self.asked_wait(res.headers()),
+            false => None,
         };
+        let mut wait = asked.unwrap_or_else(|| self.backoff());
         if throttled {
+            // One Retry-After pauses a key at most `max_pause`; then a probe finds out whether
+            // the API accepts again, rather than the key standing still for all 1000 s asked.
+            wait = wait.min(self.shared.cfg.max_pause);
             self.pause(&passed, wait);
         }
-        match self.give_up_reason(wait, throttled) {
+        match self.give_up_reason(wait, asked) {
             Some(why) => Ok(Next::Done(self.gave_up(res, why, &passed))),
             None => {
                 tokio::spawn(drain(res));
@@ -276,8 +280,19 @@ where
         )
     }
 
-    fn give_up_reason(&self, wait: Duration, throttled: bool) -> Option<GiveUp> {
-        if throttled && wait > self.shared.cfg.max_retry_after {
+    /// How long the upstream's 429 asked to wait, read in its upstream's unit.
+    fn asked_wait(&self, headers: &http::HeaderMap) -> Option<Duration> {
+        let unit = self
+            .target
+            .as_ref()
+            .map_or_else(Default::default, |t| t.upstream.retry_after_unit());
+        retry_after_in(headers, SystemTime::now(), unit)
+    }
+
+    /// Why to stop instead of waiting `wait`; `asked` is the wait a 429 asked for, and one
+    /// longer than `max_retry_after` goes back to the client at once (its platform's 429).
+    fn give_up_reason(&self, wait: Duration, asked: Option<Duration>) -> Option<GiveUp> {
+        if asked.is_some_and(|a| a > self.shared.cfg.max_retry_after) {
             Some(GiveUp::RetryAfterTooLong)
         } else if self.made >= self.shared.cfg.max_attempts {
             Some(GiveUp::AttemptsExhausted)
@@ -290,10 +305,14 @@ where
         }
     }
 
-    /// Pauses every limit key the request passed, so its siblings wait instead of each
-    /// collecting a 429 of their own.
+    /// Pauses the limit keys the request passed that the route's 429s pause (all unless it
+    /// names some), so their siblings wait instead of each collecting a 429 of their own.
     fn pause(&self, passed: &Passed, wait: Duration) {
+        let route = self.route();
         for &(i, key) in &passed.keys {
+            if !self.shared.limits.pauses(route, i) {
+                continue;
+            }
             let limiter = self.shared.limits.limiter(i);
             limiter.on_throttled(key, wait);
             tracing::warn!(

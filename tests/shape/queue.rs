@@ -95,7 +95,13 @@ async fn a_request_waiting_for_a_slot_times_out_at_its_deadline() {
         .unwrap();
     assert_eq!(at - start, Duration::from_secs(1));
     match result {
-        Err(Error::QueueTimeout { retry_after, .. }) => assert_eq!(retry_after, None),
+        Err(Error::QueueTimeout { retry_after, .. }) => {
+            assert_eq!(
+                retry_after,
+                Some(Duration::from_secs(1)),
+                "unknown: in a second"
+            )
+        }
         other => panic!("expected QueueTimeout, got {other:?}"),
     }
     assert_eq!(l.state().queue_depth, 0);

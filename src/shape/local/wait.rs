@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::fine;
-use super::gate::{KeyState, Step};
+use super::gate::{Grant, KeyState, Step};
+use super::pause::ProbeGuard;
 use crate::error::Error;
 use crate::shape::Permit;
 
@@ -66,9 +67,9 @@ impl Future for Wait {
             .lock()
             .poll_waiter(&key.shared, *this.idx, now, cx.waker());
         match step {
-            Step::Granted { waited, slot } => {
+            Step::Granted { waited, grant } => {
                 *this.done = true;
-                Poll::Ready(Ok(permit(key, waited, slot)))
+                Poll::Ready(Ok(permit(key, waited, grant)))
             }
             Step::Rejected(retry_after) => {
                 *this.done = true;
@@ -101,11 +102,15 @@ impl Drop for SlotGuard {
     }
 }
 
-/// The permit for a request that may go; it holds the slot it took, if any.
-pub(super) fn permit(key: &Arc<KeyState>, waited: Duration, slot: bool) -> Permit {
-    if slot {
+/// The permit for a request that may go; it holds the slot it took, if any, and the probe.
+pub(super) fn permit(key: &Arc<KeyState>, waited: Duration, grant: Grant) -> Permit {
+    let permit = if grant.slot {
         Permit::new(waited, Some(Box::new(SlotGuard(Arc::clone(key)))))
     } else {
         Permit::free(waited)
+    };
+    match grant.probe {
+        Some(id) => permit.with_probe(Box::new(ProbeGuard::new(Arc::clone(key), id))),
+        None => permit,
     }
 }
