@@ -154,11 +154,14 @@ pub fn describe(config: &Config) -> String {
         );
     }
     for l in &config.limits {
-        let rate = l.rate.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "limit {}: rate {rate} burst {} concurrency {:?} key {:?} mode {:?}",
-            l.name, l.burst, l.concurrency, l.key, l.mode
+            "limit {}: {} concurrency {:?} key {:?} mode {:?}",
+            l.name,
+            crate::shape::describe_pace(l),
+            l.concurrency,
+            l.key,
+            l.mode
         );
     }
     for r in &config.routes {

@@ -152,6 +152,26 @@ pub struct QuotaState {
     pub margin_ms: u64,
 }
 
+/// How a limit paces, for `pacer check`. A bucket releases up to rate × period + burst in one
+/// window of its rate's period, more than a platform that counts N per window allows when the
+/// rate is written as N per that window: say so next to the rate.
+pub fn describe_pace(limit: &crate::config::Limit) -> String {
+    match (limit.quota, limit.rate) {
+        (Some(q), _) => format!(
+            "quota {} per {:?} (margin {:?}; no window of {:?} holds more than {})",
+            q.count, q.window, q.margin, q.window, q.count
+        ),
+        (None, Some(r)) => {
+            let most = u64::from(r.count) + u64::from(limit.burst);
+            format!(
+                "rate {r} burst {} (at most {most} in one window of {:?}: rate x period + burst)",
+                limit.burst, r.per
+            )
+        }
+        (None, None) => "rate - burst -".into(),
+    }
+}
+
 /// One named limit, enforced per key.
 pub trait Limiter: Send + Sync + 'static {
     fn name(&self) -> &str;

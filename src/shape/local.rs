@@ -3,7 +3,7 @@
 //! - `bucket.rs`: a key's token bucket, GCRA via governor on tokio time.
 //! - `gate.rs`: a key's bucket, slots, pause and queue behind its own lock, and the decisions.
 //! - `queue.rs`: the waiters of a key, FIFO with a lane for retries, O(1) removal.
-//! - `wait.rs`: the future of a queued request and the slot a permit holds.
+//! - `wait.rs`: the future of a queued request, its view of the gate, and the slot a permit holds.
 //! - `fine.rs`: sub-millisecond wake-ups for queue heads, which tokio's timer cannot give.
 //! - `keys.rs`: the bounded, sharded table of live keys with idle expiry.
 //! - `params.rs` and `adaptive.rs`: live rate, burst and concurrency, and AIMD on top.

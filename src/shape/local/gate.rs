@@ -17,7 +17,6 @@
 //! as long as they can go and hands the timer to the new head.
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::task::Waker;
 use std::time::Duration;
 
 use governor::nanos::Nanos;
@@ -366,60 +365,6 @@ impl KeyInner {
                 waker.wake();
             }
         }
-    }
-
-    /// Looks at a waiter for its future: serves the queue if it is the head (or its deadline
-    /// is up, so that it is only refused if it really cannot go), then reports where it stands.
-    pub(super) fn poll_waiter(
-        &mut self,
-        sh: &Shared,
-        idx: u32,
-        now: Instant,
-        waker: &Waker,
-    ) -> Step {
-        let queued = self.queue.get(idx).state == WaitState::Queued;
-        if queued && (self.queue.head() == Some(idx) || self.queue.get(idx).deadline <= now) {
-            self.dispatch(sh, now, Some(idx));
-        }
-        let w = self.queue.get(idx);
-        if w.state == WaitState::Queued && w.deadline <= now {
-            let retry_after = self
-                .position(idx)
-                .and_then(|p| hint(self.horizon(sh, now).start(&self.log, p), now));
-            self.settle(sh, idx, WaitState::Rejected { retry_after }, Some(idx));
-        }
-        match self.queue.get(idx).state {
-            WaitState::Granted { at, grant } => {
-                let w = self.queue.free(idx);
-                let waited = at.saturating_duration_since(w.enqueued);
-                Step::Granted { waited, grant }
-            }
-            WaitState::Rejected { retry_after } => {
-                self.queue.free(idx);
-                Step::Rejected(retry_after)
-            }
-            WaitState::Queued => {
-                let is_head = self.queue.head() == Some(idx);
-                let w = self.queue.get_mut(idx);
-                if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
-                    w.waker = Some(waker.clone());
-                }
-                if !is_head {
-                    // A retry went ahead of it: its timer goes back to the deadline, so forget
-                    // the head's wake-up; when it is head again it gets a fresh one (and a wake).
-                    w.wake_at = None;
-                    w.due = None;
-                }
-                let exact = w.wake_at.is_some_and(|t| t < w.deadline);
-                let until = w.wake_at.map_or(w.deadline, |t| t.min(w.deadline));
-                Step::Waiting { until, exact }
-            }
-        }
-    }
-
-    /// How many queued waiters are ahead of `idx`.
-    fn position(&self, idx: u32) -> Option<usize> {
-        std::iter::successors(self.queue.head(), |&i| self.queue.after(i)).position(|i| i == idx)
     }
 
     /// Whether the key can be forgotten: nothing queued, in flight, paused or probing, unused for
