@@ -223,3 +223,25 @@ async fn no_token_is_spent_while_waiting_for_a_slot() {
     result.unwrap();
     assert_eq!(at - start, Duration::from_millis(500));
 }
+
+/// A full queue whose head could start now (it waits for a slot, not for a time) used to give
+/// no hint, and so a 429 without Retry-After. Every refusal carries one.
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_always_gives_a_hint() {
+    let l = leak(pacer::config::Limit {
+        concurrency: Some(1),
+        queue: pacer::config::Queue {
+            max_depth: 1,
+            max_wait: Duration::from_secs(10),
+        },
+        ..limit()
+    });
+    let _held = at_once(l, req(1)).unwrap();
+    let _queued = spawn(l, req(1));
+    match at_once(l, req(1)) {
+        Err(Error::QueueFull { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)))
+        }
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+}

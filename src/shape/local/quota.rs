@@ -23,9 +23,22 @@ pub(super) struct QuotaParams {
     pub(super) span: Nanos,
 }
 
-/// The readings of a key's last releases, oldest first, at most the quota's count.
+/// The readings of a key's last releases, oldest first, at most the quota's count. Stored
+/// [`BASE`] higher than the readings, so a pause near the limit's start can note releases
+/// "before" its epoch.
 #[derive(Debug, Default)]
 pub(super) struct SlidingLog(VecDeque<u64>);
+
+/// Far beyond any window (146 years), far below u64's end.
+const BASE: u64 = 1 << 62;
+
+fn stored(reading: Nanos) -> u64 {
+    reading.as_u64().saturating_add(BASE)
+}
+
+fn reading(stored: u64) -> Nanos {
+    Nanos::from(stored.saturating_sub(BASE))
+}
 
 // === impl SlidingLog ===
 
@@ -34,7 +47,7 @@ impl SlidingLog {
     pub(super) fn ready_at(&self, q: QuotaParams) -> Nanos {
         let n = q.count as usize;
         match self.0.len().checked_sub(n) {
-            Some(i) => Nanos::from(self.0[i]) + q.span,
+            Some(i) => reading(self.0[i] + q.span.as_u64()),
             None => Nanos::from(0),
         }
     }
@@ -45,7 +58,7 @@ impl SlidingLog {
         let n = (q.count as usize).max(1);
         let (rounds, j) = (k / n, k % n);
         let base = match (self.0.len() + j).checked_sub(n) {
-            Some(i) => now.max(Nanos::from(self.0[i]) + q.span),
+            Some(i) => now.max(reading(self.0[i] + q.span.as_u64())),
             None => now,
         };
         base + q.span * rounds as u64
@@ -56,7 +69,7 @@ impl SlidingLog {
         let at = self
             .0
             .back()
-            .map_or(at.as_u64(), |&last| last.max(at.as_u64()));
+            .map_or(stored(at), |&last| last.max(stored(at)));
         self.0.push_back(at);
         while self.0.len() > q.count as usize {
             self.0.pop_front();
@@ -66,7 +79,7 @@ impl SlidingLog {
     /// Whether forgetting the log gives nothing away: its last release is a span old.
     pub(super) fn rested(&self, q: Option<QuotaParams>, now: Nanos) -> bool {
         match (q, self.0.back()) {
-            (Some(q), Some(&last)) => Nanos::from(last) + q.span <= now,
+            (Some(q), Some(&last)) => reading(last + q.span.as_u64()) <= now,
             _ => true,
         }
     }
@@ -77,7 +90,7 @@ impl SlidingLog {
     pub(super) fn hold_until(&mut self, end: Nanos, q: QuotaParams) {
         let n = q.count as usize;
         let step = q.window.as_u64() / u64::from(q.count.max(1));
-        let first = end.as_u64().saturating_sub(q.span.as_u64());
+        let first = stored(end) - q.span.as_u64().min(BASE);
         let old = std::mem::take(&mut self.0);
         let missing = n.saturating_sub(old.len());
         let kept = old.iter().skip(old.len().saturating_sub(n));
