@@ -209,6 +209,7 @@ retry: { max_retry_after: 10s, max_pause: 2s }
     let pacer = start_pacer(yaml, api.addr).await;
     let statuses = offer(&pacer, &["t".to_owned()], 10, Duration::from_secs(60)).await;
     let ok = statuses.iter().filter(|&&s| s == 200).count();
+    eprintln!("{ok} of {} succeeded", statuses.len());
     assert!(
         ok * 100 >= statuses.len() * 90,
         "{ok} of {} succeeded",
