@@ -17,18 +17,23 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-#[tokio::test(start_paused = true)]
-async fn aimd_cuts_down_to_the_floor_and_recovers_step_by_step() {
-    let l = leak(Limit {
+/// 10/s, adaptive: halve per event, a step of 1/s back per clean 5 s.
+fn adaptive(floor: f64) -> &'static pacer::shape::LocalLimiter {
+    leak(Limit {
         rate: Some(per_second(10)),
         adaptive: Some(Adaptive {
             factor: 0.5,
-            floor: 0.2,
+            floor,
             step: 0.1,
             interval: Duration::from_secs(5),
         }),
         ..limit()
-    });
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn aimd_cuts_down_to_the_floor_and_recovers_step_by_step() {
+    let l = adaptive(0.2);
     assert!(close(effective(l), 10.0));
     // One congestion event per interval: a clean interval gives a step back before each cut
     // (0.5, then 0.6 x 0.5, then 0.4 x 0.5 = the floor).
@@ -185,16 +190,7 @@ async fn invalid_changes_are_refused_and_change_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn five_simultaneous_429s_cut_once() {
-    let l = leak(Limit {
-        rate: Some(per_second(10)),
-        adaptive: Some(Adaptive {
-            factor: 0.5,
-            floor: 0.1,
-            step: 0.1,
-            interval: Duration::from_secs(5),
-        }),
-        ..limit()
-    });
+    let l = adaptive(0.1);
     for _ in 0..5 {
         l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(1));
     }

@@ -138,11 +138,9 @@ pub(crate) fn parse_quota(text: &str) -> Result<Quota, String> {
     let Some((count, window)) = text.split_once('/') else {
         return Err(format!("{text:?} is not a quota; {hint}"));
     };
-    let window = match window.trim() {
-        "s" | "sec" => Duration::from_secs(1),
-        "m" | "min" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        other => parse_duration(other).map_err(|e| format!("window of {text:?}: {e}; {hint}"))?,
+    let window = match named_period(window.trim()) {
+        Some(period) => period,
+        None => parse_duration(window).map_err(|e| format!("window of {text:?}: {e}; {hint}"))?,
     };
     if window.is_zero() {
         return Err(format!("{text:?} has an empty window; {hint}"));
@@ -161,14 +159,22 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     let Some((count, unit)) = text.split_once('/') else {
         return Err(format!("{text:?} is not a rate; {hint}"));
     };
-    let per = match unit.trim() {
-        "s" | "sec" => Duration::from_secs(1),
-        "m" | "min" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        other => return Err(format!("unknown unit {other:?} in {text:?}; {hint}")),
+    let unit = unit.trim();
+    let Some(per) = named_period(unit) else {
+        return Err(format!("unknown unit {unit:?} in {text:?}; {hint}"));
     };
     let count = parse_count(count.trim(), text, hint)?;
     Ok(Rate { count, per })
+}
+
+/// `s`, `min`, `h` and their other spellings, as a rate's or quota's period.
+fn named_period(unit: &str) -> Option<Duration> {
+    match unit {
+        "s" | "sec" => Some(Duration::from_secs(1)),
+        "m" | "min" => Some(Duration::from_secs(60)),
+        "h" | "hour" => Some(Duration::from_secs(3600)),
+        _ => None,
+    }
 }
 
 /// The N of a rate or quota: a whole number from 1.
