@@ -175,18 +175,17 @@ pub fn describe(config: &Config) -> String {
         );
     }
     for l in &config.limits {
-        let rate = l
-            .rate
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "none".into());
         let cap = l
             .concurrency
             .map(|c| format!(", concurrency {c}"))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "limit {}: rate {rate}, burst {}{cap}, key {}, mode {}",
-            l.name, l.burst, l.key, l.mode
+            "limit {}: {}{cap}, key {}, mode {}",
+            l.name,
+            crate::shape::describe_pace(l),
+            l.key,
+            l.mode
         );
     }
     for r in &config.routes {

@@ -72,6 +72,16 @@ pub struct Upstream {
     pub max_idle: usize,
     /// Whether CONNECT to this upstream's hosts is TLS-intercepted (true) or tunnelled blind.
     pub intercept: bool,
+    /// What a number in this upstream's `Retry-After` counts (seconds, as RFC 9110 says, unless
+    /// the API is known to send milliseconds).
+    pub retry_after_unit: RetryAfterUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryAfterUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
 }
 
 /// A named limit.
@@ -81,6 +91,8 @@ pub struct Limit {
     pub rate: Option<Rate>,
     /// Token bucket size; 1 when not set.
     pub burst: u32,
+    /// No window of this length ever holds more than this many releases (per key).
+    pub quota: Option<Quota>,
     pub concurrency: Option<u32>,
     pub key: KeyKind,
     pub mode: Mode,
@@ -124,6 +136,35 @@ impl std::fmt::Display for Rate {
             3600 => write!(f, "{}/h", self.count),
             _ => write!(f, "{}/{}s", self.count, self.per.as_secs_f64()),
         }
+    }
+}
+
+/// `quota: N/W`: at most N releases in any window of length W, counted with a margin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    pub count: u32,
+    pub window: Duration,
+    /// Added to the window when counting, for latency jitter between pacer and the API
+    /// (default 1% of the window, at least 50 ms).
+    pub margin: Duration,
+}
+
+impl Quota {
+    /// Parses `N/s`, `N/min`, `N/h` or `N/<duration>` (e.g. `30/6s`) exactly as the config file
+    /// does, with the default margin.
+    pub fn parse(text: &str) -> Result<Quota, String> {
+        validate::parse_quota(text)
+    }
+
+    /// The margin pacer adds when none is given: 1% of the window, at least 50 ms.
+    pub fn default_margin(window: Duration) -> Duration {
+        (window / 100).max(Duration::from_millis(50))
+    }
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{:?}", self.count, self.window)
     }
 }
 
@@ -203,6 +244,9 @@ pub struct Route {
     pub path: PathPattern,
     /// Indices into [`Config::limits`], in acquisition order.
     pub limits: Vec<usize>,
+    /// The limits (indices, a subset of `limits`) whose keys an upstream 429 on this route
+    /// pauses; every limit of the route unless `pause:` names some.
+    pub pause: Vec<usize>,
 }
 
 /// Upstream 429 absorption and replay.
@@ -212,6 +256,9 @@ pub struct Retry {
     pub max_attempts: u32,
     /// A longer Retry-After is handed back to the client at once (default 60s).
     pub max_retry_after: Duration,
+    /// The longest one Retry-After pauses a limit key (default: `max_retry_after`); then one
+    /// request probes whether the API accepts again.
+    pub max_pause: Duration,
     /// Full-jitter exponential backoff when a 429 has no usable Retry-After.
     pub backoff_base: Duration,
     pub backoff_max: Duration,

@@ -22,4 +22,4 @@ pub mod retry_after;
 pub use self::backoff::full_jitter;
 pub use self::body::{buffer_for_replay, Replay, ReplayBody};
 pub use self::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
-pub use self::retry_after::{retry_after, RETRY_AFTER_CAP};
+pub use self::retry_after::{retry_after, retry_after_in, RETRY_AFTER_CAP};

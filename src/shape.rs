@@ -51,24 +51,53 @@ pub struct Permit {
     /// How long the request waited in the queue.
     pub waited: Duration,
     guard: Option<Box<dyn Any + Send + Sync>>,
+    probe: Option<Box<dyn Probe>>,
+}
+
+/// The one request a key lets go when a Retry-After pause ends, to learn whether the API accepts
+/// again. Dropping it (the response is in, or the request failed without one) resumes the key;
+/// a probe that drew a 429 is marked first, and the key then stays held until the pause that
+/// 429 brings (see [`Limiter::on_throttled`]).
+pub trait Probe: Send + Sync {
+    /// The probe drew a 429: do not resume the key when dropped.
+    fn throttled(&self);
 }
 
 impl Permit {
     pub fn new(waited: Duration, guard: Option<Box<dyn Any + Send + Sync>>) -> Permit {
-        Permit { waited, guard }
+        Permit {
+            waited,
+            guard,
+            probe: None,
+        }
+    }
+
+    /// Marks this permit as its key's probe after a pause.
+    pub fn with_probe(mut self, probe: Box<dyn Probe>) -> Permit {
+        self.probe = Some(probe);
+        self
     }
 
     /// A permit that holds nothing (observe mode, or a limit without concurrency).
     pub fn free(waited: Duration) -> Permit {
-        Permit {
-            waited,
-            guard: None,
-        }
+        Permit::new(waited, None)
     }
 
     /// Whether this permit holds a concurrency slot.
     pub fn holds_slot(&self) -> bool {
         self.guard.is_some()
+    }
+
+    /// Whether this permit is its key's probe after a pause.
+    pub fn is_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// The request drew a 429 that will pause its key: a probe keeps the key held.
+    pub fn throttled(&self) {
+        if let Some(probe) = &self.probe {
+            probe.throttled();
+        }
     }
 }
 
@@ -77,6 +106,7 @@ impl std::fmt::Debug for Permit {
         f.debug_struct("Permit")
             .field("waited", &self.waited)
             .field("holds_slot", &self.holds_slot())
+            .field("probe", &self.is_probe())
             .finish()
     }
 }
@@ -87,6 +117,7 @@ pub struct LimitUpdate {
     pub rate: Option<crate::config::Rate>,
     pub burst: Option<u32>,
     pub concurrency: Option<u32>,
+    pub quota: Option<crate::config::Quota>,
 }
 
 /// A snapshot of a limit for `/status` and the metrics gauges.
@@ -100,12 +131,45 @@ pub struct LimitState {
     /// Effective requests per second after AIMD or a live change.
     pub effective_rate: Option<f64>,
     pub burst: u32,
+    /// The quota as `N/window` with its margin in milliseconds (None without a quota).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaState>,
     pub concurrency: Option<u32>,
+    /// How many times AIMD cut the rate (once per congestion event).
+    pub cuts: u64,
     pub in_flight: usize,
     pub queue_depth: usize,
     /// Milliseconds until the longest current Retry-After pause ends, if any key is paused.
     pub paused_ms: Option<u64>,
     pub keys: usize,
+}
+
+/// A quota in [`LimitState`].
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaState {
+    pub count: u32,
+    pub window_ms: u64,
+    pub margin_ms: u64,
+}
+
+/// How a limit paces, for `pacer check`. A bucket releases up to rate × period + burst in one
+/// window of its rate's period, more than a platform that counts N per window allows when the
+/// rate is written as N per that window: say so next to the rate.
+pub fn describe_pace(limit: &crate::config::Limit) -> String {
+    match (limit.quota, limit.rate) {
+        (Some(q), _) => format!(
+            "quota {} per {:?} (margin {:?}; no window of {:?} holds more than {})",
+            q.count, q.window, q.margin, q.window, q.count
+        ),
+        (None, Some(r)) => {
+            let most = u64::from(r.count) + u64::from(limit.burst);
+            format!(
+                "rate {r} burst {} (at most {most} in one window of {:?}: rate x period + burst)",
+                limit.burst, r.per
+            )
+        }
+        (None, None) => "no rate".into(),
+    }
 }
 
 /// One named limit, enforced per key.

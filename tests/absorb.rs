@@ -112,7 +112,7 @@ async fn missing_or_garbage_retry_after_falls_back_to_backoff() {
 }
 
 #[tokio::test]
-async fn a_huge_retry_after_is_handed_back_at_once_and_pauses_the_key() {
+async fn a_huge_retry_after_is_handed_back_at_once_and_pauses_the_key_for_max_pause() {
     let mock = start_mock(platform(1, 60_000, RetryAfterMode::Huge)).await;
     let pacer = start_pacer(TOO_HIGH, mock.addr).await;
     let c = client();
@@ -129,14 +129,15 @@ async fn a_huge_retry_after_is_handed_back_at_once_and_pauses_the_key() {
     );
     assert_eq!(json(&body)["code"], "too.many.requests.retry.after");
     assert!(started.elapsed() < Duration::from_secs(2));
-    // The key is paused now: the next request is answered by pacer, the API is not called.
+    // The key is paused now, for max_pause (by default max_retry_after, 60 s) rather than the
+    // 3600 s asked: the next request (max_wait 30 s) is answered by pacer, the API not called.
     let (status, headers, body) = send(&c, with_token("GET", &url, Bytes::new())).await;
     assert_eq!(status, 429);
     assert_eq!(json(&body)["code"], "pacer.queue.timeout");
     let left: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(
-        (3500..=3600).contains(&left),
-        "retry-after is the time left: {left}"
+        (25..=30).contains(&left),
+        "retry-after is when a request with the same max_wait could make it: {left}"
     );
     assert_eq!(mock_stats(&mock).await["requests_total"], 2);
 }

@@ -49,6 +49,23 @@ fn check_accepts_the_shipped_examples_and_exits_0() {
 }
 
 #[test]
+fn check_says_what_a_bucket_can_release_in_one_window() {
+    let path = scratch_file(
+        "window",
+        "pacer.yaml",
+        "upstreams:\n  g: {base_url: 'https://x.example'}\nlimits:\n  a: {rate: 300/min, burst: 10}\n  b: {quota: 30/6s}\n",
+    );
+    let out = pacer(&["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("at most 310 in one window of 60s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("quota 30 per 6s"), "{stdout}");
+}
+
+#[test]
 fn check_reports_field_and_line_and_exits_2() {
     let path = scratch_file(
         "check",

@@ -95,6 +95,7 @@ fn minimal_config_gets_all_defaults() {
     let retry = Retry {
         max_attempts: 5,
         max_retry_after: Duration::from_secs(60),
+        max_pause: Duration::from_secs(60),
         backoff_base: Duration::from_millis(500),
         backoff_max: Duration::from_secs(10),
         on_5xx: On5xx::Idempotent,
@@ -304,7 +305,8 @@ fn example_genesys_config_loads() {
 
     let per_token = c.limit("per-token").unwrap();
     assert_eq!(per_token.key, KeyKind::Token);
-    assert_eq!(per_token.rate.unwrap().to_string(), "300/min");
+    let quota = per_token.quota.unwrap();
+    assert_eq!((quota.count, quota.window), (300, Duration::from_secs(60)));
     let analytics = c.limit("analytics-query").unwrap();
     assert!(analytics.concurrency.is_some());
     assert!(c.limit("scripts").unwrap().rate.is_some());

@@ -17,6 +17,8 @@ mod modes;
 mod pause;
 #[path = "shape/queue.rs"]
 mod queue;
+#[path = "shape/quota.rs"]
+mod quota;
 #[path = "shape/rate.rs"]
 mod rate;
 #[path = "shape/stress.rs"]

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::{error, json, AdminResponse};
-use crate::config::Rate;
+use crate::config::{Quota, Rate};
 use crate::shape::layer::Limits;
 use crate::shape::{LimitState, LimitUpdate};
 
@@ -27,6 +27,8 @@ struct LimitChange {
     rate: Option<String>,
     burst: Option<u32>,
     concurrency: Option<u32>,
+    /// As in the config: `N/s`, `N/min`, `N/h` or `N/<duration>`, with the default margin.
+    quota: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -109,9 +111,20 @@ async fn read_change(body: Incoming) -> Result<LimitChange, String> {
 }
 
 fn parse_change(change: LimitChange) -> Result<LimitUpdate, String> {
-    if change.rate.is_none() && change.burst.is_none() && change.concurrency.is_none() {
-        return Err("nothing to change: give at least one of rate, burst, concurrency".into());
+    if change.rate.is_none()
+        && change.burst.is_none()
+        && change.concurrency.is_none()
+        && change.quota.is_none()
+    {
+        return Err(
+            "nothing to change: give at least one of rate, burst, concurrency, quota".into(),
+        );
     }
+    let quota = change
+        .quota
+        .as_deref()
+        .map(|q| Quota::parse(q).map_err(|e| format!("quota: {e}")))
+        .transpose()?;
     let rate = change
         .rate
         .as_deref()
@@ -127,6 +140,7 @@ fn parse_change(change: LimitChange) -> Result<LimitUpdate, String> {
         rate,
         burst: change.burst,
         concurrency: change.concurrency,
+        quota,
     })
 }
 

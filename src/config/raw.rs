@@ -50,6 +50,7 @@ pub struct RawUpstream {
     pub timeouts: Option<RawTimeouts>,
     pub max_idle: Option<Spanned<u64>>,
     pub intercept: Option<bool>,
+    pub retry_after_unit: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +72,8 @@ pub struct RawTimeouts {
 pub struct RawLimit {
     pub rate: Option<Text>,
     pub burst: Option<Spanned<u64>>,
+    pub quota: Option<Text>,
+    pub margin: Option<Text>,
     pub concurrency: Option<Spanned<u64>>,
     pub key: Option<Text>,
     pub mode: Option<Text>,
@@ -110,6 +113,7 @@ pub struct RawRoute {
     #[serde(rename = "match")]
     pub matches: Text,
     pub limits: Option<Vec<Text>>,
+    pub pause: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +121,7 @@ pub struct RawRoute {
 pub struct RawRetry {
     pub max_attempts: Option<Spanned<u64>>,
     pub max_retry_after: Option<Text>,
+    pub max_pause: Option<Text>,
     pub backoff: Option<RawBackoff>,
     pub on_5xx: Option<Text>,
     pub max_body: Option<Spanned<u64>>,

@@ -9,7 +9,7 @@ mod route;
 mod sections;
 mod upstream;
 
-pub(super) use self::limit::parse_rate;
+pub(super) use self::limit::{parse_quota, parse_rate};
 
 use std::ops::RangeInclusive;
 use std::path::Path;

@@ -30,6 +30,7 @@ pub struct UpstreamClient {
     request_timeout: Duration,
     body_idle_timeout: Duration,
     connect_timeout: Duration,
+    retry_after_unit: config::RetryAfterUnit,
     pool: Pool,
 }
 
@@ -67,6 +68,7 @@ impl UpstreamClient {
             request_timeout: cfg.request_timeout,
             body_idle_timeout: cfg.body_idle_timeout,
             connect_timeout: cfg.connect_timeout,
+            retry_after_unit: cfg.retry_after_unit,
             pool: Pool::new(https, origin, cfg.max_idle),
         })
     }
@@ -77,6 +79,11 @@ impl UpstreamClient {
 
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+    }
+
+    /// What a number in this upstream's `Retry-After` counts.
+    pub fn retry_after_unit(&self) -> config::RetryAfterUnit {
+        self.retry_after_unit
     }
 
     pub fn index(&self) -> usize {

@@ -1,15 +1,16 @@
 //! The retry layer: absorbs upstream 429s (and, where allowed, 5xx and connect failures) by
 //! waiting and sending the request again, so the client sees a slower success.
 //!
-//! It sits above shaping, so every attempt passes the limits again. On a 429 it pauses every limit
-//! key the request went through for the Retry-After (or backoff) time; the retried request then
-//! waits in those queues ahead of newer ones, and queued siblings wait with it instead of each
-//! collecting its own 429. When it gives up, the client gets the upstream's last answer as it came,
-//! marked with `x-pacer-gave-up`.
+//! It sits above shaping, so every attempt passes the limits again. On a 429 it pauses the limit
+//! keys the request went through (those the route's `pause:` names, by default all) for the
+//! Retry-After (or backoff) time, at most `retry.max_pause`; the retried request then waits in
+//! those queues ahead of newer ones (and is usually the probe that ends the pause), and queued
+//! siblings wait with it instead of each collecting its own 429. When it gives up, the client gets
+//! the upstream's last answer as it came, marked with `x-pacer-gave-up`.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response};
@@ -17,7 +18,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
-use super::{buffer_for_replay, full_jitter, retry_after, Replay};
+use super::{buffer_for_replay, full_jitter, Replay};
 use crate::config;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
 use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
+
+mod throttle;
 
 /// Response header: how many times pacer re-sent the request.
 pub const RETRIES_HEADER: &str = "x-pacer-retries";
@@ -209,7 +212,7 @@ where
                 // upstream's connect timeout: a dead upstream must answer 502 promptly, not
                 // after a round of backoffs.
                 let within = Instant::now() + wait <= self.start + self.connect_timeout();
-                return match self.give_up_reason(wait, false) {
+                return match self.give_up_reason(wait, None) {
                     None if within => Ok(Next::Again(wait, RetryReason::Connect)),
                     _ => Err(e),
                 };
@@ -225,14 +228,18 @@ where
             return Ok(Next::Done(res));
         };
         let throttled = reason == RetryReason::Throttled;
-        let wait = match throttled {
-            true => retry_after(res.headers(), SystemTime::now()).unwrap_or_else(|| self.backoff()),
-            false => self.backoff(),
+        let asked = match throttled {
+            true => self.asked_wait(res.headers()),
+            false => None,
         };
+        let mut wait = asked.unwrap_or_else(|| self.backoff());
         if throttled {
+            // One Retry-After pauses a key at most `max_pause`; then a probe finds out whether
+            // the API accepts again, rather than the key standing still for all 1000 s asked.
+            wait = wait.min(self.shared.cfg.max_pause);
             self.pause(&passed, wait);
         }
-        match self.give_up_reason(wait, throttled) {
+        match self.give_up_reason(wait, asked) {
             Some(why) => Ok(Next::Done(self.gave_up(res, why, &passed))),
             None => {
                 tokio::spawn(drain(res));
@@ -276,8 +283,10 @@ where
         )
     }
 
-    fn give_up_reason(&self, wait: Duration, throttled: bool) -> Option<GiveUp> {
-        if throttled && wait > self.shared.cfg.max_retry_after {
+    /// Why to stop instead of waiting `wait`; `asked` is the wait a 429 asked for, and one
+    /// longer than `max_retry_after` goes back to the client at once (its platform's 429).
+    fn give_up_reason(&self, wait: Duration, asked: Option<Duration>) -> Option<GiveUp> {
+        if asked.is_some_and(|a| a > self.shared.cfg.max_retry_after) {
             Some(GiveUp::RetryAfterTooLong)
         } else if self.made >= self.shared.cfg.max_attempts {
             Some(GiveUp::AttemptsExhausted)
@@ -287,20 +296,6 @@ where
             Some(GiveUp::Deadline)
         } else {
             None
-        }
-    }
-
-    /// Pauses every limit key the request passed, so its siblings wait instead of each
-    /// collecting a 429 of their own.
-    fn pause(&self, passed: &Passed, wait: Duration) {
-        for &(i, key) in &passed.keys {
-            let limiter = self.shared.limits.limiter(i);
-            limiter.on_throttled(key, wait);
-            tracing::warn!(
-                limit = limiter.name(),
-                retry_after_ms = wait.as_millis() as u64,
-                "upstream answered 429; pausing the limit key"
-            );
         }
     }
 
@@ -326,26 +321,6 @@ where
             tokio::time::sleep_until(until).await;
             self.waited += wait;
         }
-    }
-
-    fn paused_through(&self, until: Instant) -> bool {
-        let limits = &self.shared.limits;
-        limits.for_route(self.route()).iter().any(|&i| {
-            let cfg = limits.config(i);
-            cfg.mode == config::Mode::Queue
-                && limits
-                    .limiter(i)
-                    .paused_until(crate::shape::key::key_for(
-                        &cfg.key,
-                        &self.parts.headers,
-                        self.client_ip(),
-                    ))
-                    .is_some_and(|p| p >= until)
-        })
-    }
-
-    fn client_ip(&self) -> std::net::IpAddr {
-        Target::ip_of(self.target.as_ref())
     }
 
     /// Marks a response that waited or was retried.

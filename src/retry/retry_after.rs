@@ -56,6 +56,28 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     retry_after_with_source(headers, now).map(|(wait, _)| wait)
 }
 
+/// Like [`retry_after`], for an upstream whose `Retry-After` numbers count `unit`: an API that
+/// sends milliseconds (`Retry-After: 1000` for one second) is read as it means. Only the number
+/// form changes; dates and the other headers read as always.
+pub fn retry_after_in(
+    headers: &HeaderMap,
+    now: SystemTime,
+    unit: crate::config::RetryAfterUnit,
+) -> Option<Duration> {
+    if unit == crate::config::RetryAfterUnit::Milliseconds {
+        let millis = single(headers, &RETRY_AFTER)
+            .and_then(text)
+            .and_then(digits)
+            .flatten()
+            .map(Duration::from_millis)
+            .filter(|&wait| wait <= RETRY_AFTER_CAP);
+        if millis.is_some() {
+            return millis;
+        }
+    }
+    retry_after(headers, now)
+}
+
 /// Like [`retry_after`], also telling which header the wait came from (for logs and metrics).
 pub fn retry_after_with_source(headers: &HeaderMap, now: SystemTime) -> Option<(Duration, Source)> {
     let retry_after = single(headers, &RETRY_AFTER)
@@ -240,6 +262,18 @@ mod tests {
             map.append(name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    #[test]
+    fn milliseconds_when_the_upstream_counts_them() {
+        use crate::config::RetryAfterUnit::{Milliseconds, Seconds};
+        let h = headers(&[("retry-after", "1000")]);
+        let ms = Duration::from_millis;
+        assert_eq!(retry_after_in(&h, at(0), Milliseconds), Some(ms(1000)));
+        assert_eq!(retry_after_in(&h, at(0), Seconds), Some(ms(1_000_000)));
+        // A date or another header reads as always.
+        let h = headers(&[("retry-after", "soon"), ("inin-ratelimit-reset", "3")]);
+        assert_eq!(retry_after_in(&h, at(0), Milliseconds), Some(ms(3000)));
     }
 
     fn wait(pairs: &[(&str, &str)]) -> Option<u64> {

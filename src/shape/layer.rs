@@ -29,6 +29,8 @@ pub struct Limits {
     configs: Vec<Limit>,
     /// Per route index, the limit indices in acquisition order.
     routes: Vec<Vec<usize>>,
+    /// Per route index, the limit indices whose keys an upstream 429 pauses.
+    pauses: Vec<Vec<usize>>,
 }
 
 // === impl Limits ===
@@ -43,7 +45,15 @@ impl Limits {
                 .collect(),
             configs: config.limits.clone(),
             routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
+            pauses: config.routes.iter().map(|r| r.pause.clone()).collect(),
         }
+    }
+
+    /// Whether an upstream 429 on `route` pauses the keys of limit `index`.
+    pub fn pauses(&self, route: Option<usize>, index: usize) -> bool {
+        route
+            .and_then(|r| self.pauses.get(r))
+            .is_some_and(|p| p.contains(&index))
     }
 
     pub fn limiters(&self) -> &[Arc<dyn Limiter>] {
@@ -212,6 +222,15 @@ where
             client_left_check().await;
         }
         let mut res = inner.call(req).await?;
+        if res.status() == http::StatusCode::TOO_MANY_REQUESTS {
+            // The retry layer pauses these keys next; a probe among them must not resume its
+            // key in between (the permits go when this future ends).
+            for (permit, &(i, _)) in permits.iter().zip(&passed.keys) {
+                if limits.pauses(route, i) {
+                    permit.throttled();
+                }
+            }
+        }
         res.extensions_mut().insert(passed);
         Ok(hold_until_done(res, permits))
     }

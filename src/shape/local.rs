@@ -3,12 +3,13 @@
 //! - `bucket.rs`: a key's token bucket, GCRA via governor on tokio time.
 //! - `gate.rs`: a key's bucket, slots, pause and queue behind its own lock, and the decisions.
 //! - `queue.rs`: the waiters of a key, FIFO with a lane for retries, O(1) removal.
-//! - `wait.rs`: the future of a queued request and the slot a permit holds.
+//! - `wait.rs`: the future of a queued request, its view of the gate, and the slot a permit holds.
 //! - `fine.rs`: sub-millisecond wake-ups for queue heads, which tokio's timer cannot give.
 //! - `keys.rs`: the bounded, sharded table of live keys with idle expiry.
 //! - `params.rs` and `adaptive.rs`: live rate, burst and concurrency, and AIMD on top.
 //! - `horizon.rs`: the earliest start of queued requests, for refusing early.
-//! - `pause.rs`: Retry-After pauses.
+//! - `pause.rs`: Retry-After pauses and the probe that ends them.
+//! - `quota.rs`: `quota: N/W`, a sliding log of the key's last N releases.
 //!
 //! The decision is made when [`Limiter::acquire`] is called: a request that can go gets a ready
 //! future (no waiting, no queue), one that cannot is queued at once, so its place in line is
@@ -23,6 +24,7 @@ mod keys;
 mod params;
 mod pause;
 mod queue;
+mod quota;
 mod wait;
 
 use std::borrow::Cow;
@@ -40,9 +42,15 @@ use self::params::Params;
 use self::pause::PauseMark;
 use self::queue::Lane;
 use self::wait::{permit, Wait};
-use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, Priority};
+use super::{
+    Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, Priority,
+    QuotaState,
+};
 use crate::config::{KeyKind, Limit, Mode, Queue, Rate};
 use crate::error::Error;
+
+/// The hint of a refusal whose wait is unknown or already over.
+const UNKNOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// The in-memory [`Limiter`].
 pub struct LocalLimiter {
@@ -137,7 +145,7 @@ impl LocalLimiter {
             inner.last_used = now;
             if inner.queue.ahead_of(lane) == 0 {
                 match inner.pass_now(sh, now) {
-                    Ok(slot) => return Ok(Admitted::Now(permit(&key, Duration::ZERO, slot))),
+                    Ok(grant) => return Ok(Admitted::Now(permit(&key, Duration::ZERO, grant))),
                     Err(blocked) if sh.mode == Mode::Reject => {
                         return Err(sh.rate_limited(blocked, now));
                     }
@@ -177,13 +185,16 @@ impl Limiter for LocalLimiter {
 
     fn on_throttled(&self, key: LimitKey, retry_after: Duration) {
         let now = Instant::now();
-        self.shared.params.throttled(self.shared.epoch.reading(now));
-        if self.shared.mode == Mode::Observe {
-            return; // observe never holds back; the effective rate above still shows the cut
-        }
         let until = now
             .checked_add(retry_after)
             .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+        let epoch = &self.shared.epoch;
+        self.shared
+            .params
+            .throttled(epoch.reading(now), epoch.reading(until));
+        if self.shared.mode == Mode::Observe {
+            return; // observe never holds back; the effective rate above still shows the cut
+        }
         loop {
             // A full table cannot take the key: its requests are refused anyway.
             let Ok(state) = self.key_state(key, now) else {
@@ -218,7 +229,13 @@ impl Limiter for LocalLimiter {
             rate: self.configured.map(|r| r.per_second()),
             effective_rate: sh.params.effective_per_second(reading),
             burst: cur.burst,
+            quota: sh.params.quota_config().map(|q| QuotaState {
+                count: q.count,
+                window_ms: q.window.as_millis() as u64,
+                margin_ms: q.margin.as_millis() as u64,
+            }),
             concurrency: cur.concurrency,
+            cuts: sh.params.cuts(),
             in_flight: sh.in_flight.load(Ordering::Relaxed),
             queue_depth: sh.queue_depth.load(Ordering::Relaxed),
             paused_ms: sh
@@ -267,29 +284,33 @@ impl Shared {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
+    // Every refusal carries a hint: a 429 without Retry-After leaves a client to guess, and
+    // when the wait is unknown (a slot or a probe's answer) or already over, the answer is
+    // "try in a second" (the rescue layer rounds to whole seconds, at least 1).
+
     fn queue_full(&self, retry_after: Option<Duration>) -> Error {
         Error::QueueFull {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 
     fn queue_timeout(&self, retry_after: Option<Duration>) -> Error {
         Error::QueueTimeout {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 
-    /// Reject mode's answer; without a known time (waiting for a slot) there is no hint.
+    /// Reject mode's answer.
     fn rate_limited(&self, blocked: Blocked, now: Instant) -> Error {
         let retry_after = match blocked {
             Blocked::Paused(t) | Blocked::Rate(t) => Some(t.saturating_duration_since(now)),
-            Blocked::Slot => None,
+            Blocked::Slot | Blocked::Probe => None,
         };
         Error::RateLimited {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 }

@@ -194,3 +194,38 @@ fn adaptive_settings() {
         &[],
     );
 }
+
+#[test]
+fn quotas_and_margins() {
+    let c = ok(&with(&[
+        "limits:",
+        "  a: {quota: 300/60s}",
+        "  b: {quota: 30/6s, margin: 200ms, key: token, concurrency: 2}",
+        "  c: {quota: 10/s}",
+    ]));
+    let q = |i: usize| c.limits[i].quota.unwrap();
+    assert_eq!((q(0).count, q(0).window), (300, Duration::from_secs(60)));
+    assert_eq!(q(0).margin, Duration::from_millis(600), "1% of the window");
+    assert_eq!(q(1).margin, Duration::from_millis(200));
+    assert_eq!(q(2).margin, Duration::from_millis(50), "at least 50 ms");
+    assert!(c.limits[0].rate.is_none());
+}
+
+#[test]
+fn bad_quotas() {
+    assert_error(
+        &with(&["limits:", "  a:", "    quota: 30/6"]),
+        "limits.a.quota, line 5: ",
+        &["no unit"],
+    );
+    assert_error(
+        &with(&["limits:", "  a:", "    quota: 30/s", "    rate: 30/s"]),
+        "limits.a.rate, line 6: ",
+        &["not both"],
+    );
+    assert_error(
+        &with(&["limits:", "  a:", "    rate: 30/s", "    margin: 1s"]),
+        "limits.a.margin, line 6: ",
+        &["set quota too"],
+    );
+}

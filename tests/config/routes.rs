@@ -80,3 +80,34 @@ fn bad_matches() {
         &[],
     );
 }
+
+#[test]
+fn pause_names_some_of_the_routes_limits() {
+    let c = ok(&with(&[
+        "limits:",
+        "  org: {quota: 100/min}",
+        "  agent: {quota: 300/min, key: token}",
+        "routes:",
+        "  - {match: GET /a/**, limits: [org, agent], pause: [agent]}",
+        "  - {match: GET /b/**, limits: [org, agent]}",
+    ]));
+    assert_eq!(c.routes[0].pause, vec![1]);
+    assert_eq!(c.routes[1].pause, vec![0, 1], "every limit by default");
+    let errs = errors(&with(&[
+        "limits:",
+        "  org: {quota: 100/min}",
+        "  agent: {quota: 300/min, key: token}",
+        "routes:",
+        "  - {match: GET /a/**, limits: [agent], pause: [org, nope]}",
+    ]));
+    assert_error_in(
+        &errs,
+        "routes[0].pause, line 7: limit \"org\" is not one",
+        &[],
+    );
+    assert_error_in(
+        &errs,
+        "routes[0].pause, line 7: unknown limit \"nope\"",
+        &[],
+    );
+}

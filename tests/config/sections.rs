@@ -103,3 +103,11 @@ fn proxy_auth_never_shows_the_password() {
         &[],
     );
 }
+
+#[test]
+fn max_pause_defaults_to_max_retry_after() {
+    let c = ok(&with(&["retry: {max_retry_after: 30s}"]));
+    assert_eq!(c.retry.max_pause, Duration::from_secs(30));
+    let c = ok(&with(&["retry: {max_retry_after: 30s, max_pause: 2s}"]));
+    assert_eq!(c.retry.max_pause, Duration::from_secs(2));
+}

@@ -203,3 +203,26 @@ fn missing_config_file() {
     let err = Config::load(Path::new("/nonexistent/pacer.yaml")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/pacer.yaml"), "{err}");
 }
+
+#[test]
+fn retry_after_units() {
+    use pacer::config::RetryAfterUnit;
+    let c = ok(MINIMAL);
+    assert_eq!(c.upstreams[0].retry_after_unit, RetryAfterUnit::Seconds);
+    let c = ok(&[
+        "upstreams:",
+        "  api: {base_url: 'https://x.example', retry_after_unit: milliseconds}",
+    ]);
+    assert_eq!(
+        c.upstreams[0].retry_after_unit,
+        RetryAfterUnit::Milliseconds
+    );
+    assert_error(
+        &[
+            "upstreams:",
+            "  api: {base_url: 'https://x.example', retry_after_unit: ms}",
+        ],
+        "upstreams.api.retry_after_unit, line 2: ",
+        &["seconds or milliseconds"],
+    );
+}

@@ -32,14 +32,15 @@ async fn reject_mode_answers_at_once_with_the_wait() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn reject_mode_without_a_slot_has_no_time_to_promise() {
+async fn reject_mode_without_a_slot_says_try_in_a_second() {
     let l = leak(Limit {
         concurrency: Some(1),
         mode: Mode::Reject,
         ..limit()
     });
     let held = at_once(l, req(1)).unwrap();
-    assert_eq!(retry_after_of(at_once(l, req(1))), None);
+    // No time to promise, but a 429 always carries a Retry-After.
+    assert_eq!(retry_after_of(at_once(l, req(1))), Some(1000 * MS));
     drop(held);
     assert!(at_once(l, req(1)).unwrap().holds_slot());
 }

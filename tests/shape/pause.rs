@@ -115,7 +115,8 @@ async fn retries_go_first_after_the_pause() {
     let n2 = spawn(l, req(1));
     let r = spawn(l, retry(1));
     let mut order = Vec::new();
-    for (name, h) in [("n1", n1), ("n2", n2), ("r", r)] {
+    // The retry is the probe: the others wait for its answer (its permit going away).
+    for (name, h) in [("r", r), ("n1", n1), ("n2", n2)] {
         let (at, result) = h.await.unwrap();
         result.unwrap();
         order.push((at - start, name));
@@ -126,4 +127,87 @@ async fn retries_go_first_after_the_pause() {
         order,
         vec![(ms(1000), "r"), (ms(1100), "n1"), (ms(1200), "n2")]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_probe_goes_when_a_pause_ends_and_its_answer_decides() {
+    let l = limiter();
+    let start = Instant::now();
+    l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(2));
+    let probe = spawn(l, req(1));
+    let next = spawn(l, req(1));
+    let (at, permit) = probe.await.unwrap();
+    let permit = permit.unwrap();
+    assert_eq!(at - start, Duration::from_secs(2));
+    assert!(permit.is_probe());
+
+    // Its answer is another 429: the key pauses again (bounded by the caller again).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !next.is_finished(),
+        "nothing else goes while the probe is out"
+    );
+    permit.throttled();
+    drop(permit);
+    l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(2));
+    let (at, second) = next.await.unwrap();
+    let second = second.unwrap();
+    assert_eq!(at - start, Duration::from_secs(7), "the next probe");
+    assert!(second.is_probe());
+
+    // Success: the key resumes at its rate.
+    let third = spawn(l, req(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!third.is_finished());
+    drop(second);
+    let (at, permit) = third.await.unwrap();
+    assert!(!permit.unwrap().is_probe());
+    assert_eq!(at - start, Duration::from_secs(8));
+    assert_eq!(l.paused_until(LimitKey::GLOBAL), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_whose_429_never_pauses_lets_the_next_probe_go_after_a_grace() {
+    let l = limiter();
+    let start = Instant::now();
+    l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(1));
+    let (_, permit) = spawn(l, req(1)).await.unwrap();
+    let permit = permit.unwrap();
+    let next = spawn(l, req(1));
+    permit.throttled();
+    drop(permit);
+    let (at, again) = next.await.unwrap();
+    assert!(again.unwrap().is_probe());
+    assert_eq!(at - start, Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_pause_the_rest_follow_at_the_rate_not_in_a_burst() {
+    // 10/s with a burst of 10: a pause of 1 s must not hand out a refilled burst of 10.
+    let l = leak(Limit {
+        rate: Some(per_second(10)),
+        burst: 10,
+        ..limit()
+    });
+    let start = Instant::now();
+    l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(1));
+    let handles: Vec<_> = (0..20).map(|_| spawn(l, req(1))).collect();
+    let mut times = Vec::new();
+    for h in handles {
+        let (at, permit) = h.await.unwrap();
+        drop(permit.unwrap()); // the probe's answer: success
+        times.push(at);
+    }
+    assert_eq!(
+        times[0] - start,
+        Duration::from_secs(1),
+        "the probe at the end"
+    );
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(100),
+            "two releases {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
 }

@@ -95,7 +95,13 @@ async fn a_request_waiting_for_a_slot_times_out_at_its_deadline() {
         .unwrap();
     assert_eq!(at - start, Duration::from_secs(1));
     match result {
-        Err(Error::QueueTimeout { retry_after, .. }) => assert_eq!(retry_after, None),
+        Err(Error::QueueTimeout { retry_after, .. }) => {
+            assert_eq!(
+                retry_after,
+                Some(Duration::from_secs(1)),
+                "unknown: in a second"
+            )
+        }
         other => panic!("expected QueueTimeout, got {other:?}"),
     }
     assert_eq!(l.state().queue_depth, 0);
@@ -216,4 +222,26 @@ async fn no_token_is_spent_while_waiting_for_a_slot() {
     let (at, result) = next.await.unwrap();
     result.unwrap();
     assert_eq!(at - start, Duration::from_millis(500));
+}
+
+/// A full queue whose head could start now (it waits for a slot, not for a time) used to give
+/// no hint, and so a 429 without Retry-After. Every refusal carries one.
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_always_gives_a_hint() {
+    let l = leak(pacer::config::Limit {
+        concurrency: Some(1),
+        queue: pacer::config::Queue {
+            max_depth: 1,
+            max_wait: Duration::from_secs(10),
+        },
+        ..limit()
+    });
+    let _held = at_once(l, req(1)).unwrap();
+    let _queued = spawn(l, req(1));
+    match at_once(l, req(1)) {
+        Err(Error::QueueFull { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)))
+        }
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
 }

@@ -18,6 +18,7 @@ pub fn limit() -> Limit {
         name: "test".into(),
         rate: None,
         burst: 1,
+        quota: None,
         concurrency: None,
         key: KeyKind::Global,
         mode: Mode::Queue,

@@ -17,20 +17,30 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-#[tokio::test(start_paused = true)]
-async fn aimd_cuts_down_to_the_floor_and_recovers_step_by_step() {
-    let l = leak(Limit {
+/// 10/s, adaptive: halve per event, a step of 1/s back per clean 5 s.
+fn adaptive(floor: f64) -> &'static pacer::shape::LocalLimiter {
+    leak(Limit {
         rate: Some(per_second(10)),
         adaptive: Some(Adaptive {
             factor: 0.5,
-            floor: 0.2,
+            floor,
             step: 0.1,
             interval: Duration::from_secs(5),
         }),
         ..limit()
-    });
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn aimd_cuts_down_to_the_floor_and_recovers_step_by_step() {
+    let l = adaptive(0.2);
     assert!(close(effective(l), 10.0));
-    for expected in [5.0, 2.5, 2.0, 2.0] {
+    // One congestion event per interval: a clean interval gives a step back before each cut
+    // (0.5, then 0.6 x 0.5, then 0.4 x 0.5 = the floor).
+    for (i, expected) in [5.0, 3.0, 2.0].into_iter().enumerate() {
+        if i > 0 {
+            sleep(Duration::from_secs(5)).await;
+        }
         l.on_throttled(LimitKey::GLOBAL, Duration::ZERO);
         assert!(
             close(effective(l), expected),
@@ -38,6 +48,7 @@ async fn aimd_cuts_down_to_the_floor_and_recovers_step_by_step() {
             effective(l)
         );
     }
+    assert_eq!(l.state().cuts, 3);
     assert_eq!(
         l.state().rate,
         Some(10.0),
@@ -175,4 +186,17 @@ async fn invalid_changes_are_refused_and_change_nothing() {
         (state.effective_rate, state.burst, state.concurrency),
         (Some(5.0), 2, None)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_simultaneous_429s_cut_once() {
+    let l = adaptive(0.1);
+    for _ in 0..5 {
+        l.on_throttled(LimitKey::GLOBAL, Duration::from_secs(1));
+    }
+    assert!(close(effective(l), 5.0), "{}", effective(l));
+    assert_eq!(l.state().cuts, 1);
+    // Recovery starts from the cut rate: one step (1/s) per clean interval.
+    sleep(Duration::from_secs(5)).await;
+    assert!(close(effective(l), 6.0), "{}", effective(l));
 }

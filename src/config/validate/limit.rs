@@ -6,9 +6,9 @@ use std::time::Duration;
 use http::HeaderName;
 use serde_saphyr::Spanned;
 
-use super::{check_name, join, number, positive_duration, Errors};
+use super::{check_name, duration, join, number, positive_duration, Errors};
 use crate::config::raw::{Name, Named, RawAdaptive, RawAdaptiveSettings, RawLimit, Text};
-use crate::config::{Adaptive, KeyKind, Limit, Mode, Queue, Rate};
+use crate::config::{parse_duration, Adaptive, KeyKind, Limit, Mode, Queue, Quota, Rate};
 
 const DEFAULT_MAX_DEPTH: u64 = 10_000;
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
@@ -27,8 +27,8 @@ pub(super) fn limits(errs: &mut Errors, raw: Option<&Named<RawLimit>>) -> Vec<Li
     for (name, raw) in entries {
         let path = join("limits", &name.value);
         check_name(errs, &path, name);
-        if raw.rate.is_none() && raw.concurrency.is_none() {
-            let msg = "a limit needs a rate (e.g. rate: 300/min), a concurrency (e.g. concurrency: 10), or both";
+        if raw.rate.is_none() && raw.quota.is_none() && raw.concurrency.is_none() {
+            let msg = "a limit needs a rate or a quota (e.g. quota: 300/min), a concurrency (e.g. concurrency: 10), or both";
             errs.add(&path, name.line, msg);
         }
         out.push(limit(errs, &path, name, raw));
@@ -55,6 +55,7 @@ fn limit(errs: &mut Errors, path: &str, name: &Name, raw: &RawLimit) -> Limit {
         name: name.value.clone(),
         rate,
         burst,
+        quota: quota(errs, path, raw),
         concurrency,
         key: key(errs, &field("key"), raw.key.as_ref()),
         mode: mode(errs, &field("mode"), raw.mode.as_ref()),
@@ -107,26 +108,84 @@ fn rate_and_burst(
     (rate, burst as u32)
 }
 
+/// The quota and its margin. A margin without a quota would silently do nothing.
+fn quota(errs: &mut Errors, path: &str, raw: &RawLimit) -> Option<Quota> {
+    let field = |f: &str| join(path, f);
+    if let (Some(_), Some(rate)) = (&raw.quota, &raw.rate) {
+        let msg = "a limit has a quota or a rate, not both: quota counts the API's windows exactly, rate paces evenly; use two limits for both";
+        errs.at(field("rate"), rate, msg);
+    }
+    if let (None, Some(margin)) = (&raw.quota, &raw.margin) {
+        errs.at(
+            field("margin"),
+            margin,
+            "margin widens the quota's window; set quota too",
+        );
+    }
+    let text = raw.quota.as_ref()?;
+    let mut quota = parse_quota(&text.value)
+        .map_err(|msg| errs.at(field("quota"), text, msg))
+        .ok()?;
+    if let Some(margin) = &raw.margin {
+        quota.margin = duration(errs, &field("margin"), Some(margin), quota.margin);
+    }
+    Some(quota)
+}
+
+/// `N/s`, `N/min`, `N/h` or `N/<duration>` (`30/6s`, `300/60s`), with the default margin.
+pub(crate) fn parse_quota(text: &str) -> Result<Quota, String> {
+    let hint = "write a quota as N/s, N/min, N/h or N/<duration>, e.g. 300/min or 30/6s";
+    let Some((count, window)) = text.split_once('/') else {
+        return Err(format!("{text:?} is not a quota; {hint}"));
+    };
+    let window = match named_period(window.trim()) {
+        Some(period) => period,
+        None => parse_duration(window).map_err(|e| format!("window of {text:?}: {e}; {hint}"))?,
+    };
+    if window.is_zero() {
+        return Err(format!("{text:?} has an empty window; {hint}"));
+    }
+    let count = parse_count(count.trim(), text, hint)?;
+    Ok(Quota {
+        count,
+        window,
+        margin: Quota::default_margin(window),
+    })
+}
+
 /// `N/s`, `N/sec`, `N/min`, `N/m`, `N/h` or `N/hour`, with N a positive whole number.
 pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     let hint = "write a rate as N/s, N/min or N/h, e.g. 300/min";
     let Some((count, unit)) = text.split_once('/') else {
         return Err(format!("{text:?} is not a rate; {hint}"));
     };
-    let per = match unit.trim() {
-        "s" | "sec" => Duration::from_secs(1),
-        "m" | "min" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        other => return Err(format!("unknown unit {other:?} in {text:?}; {hint}")),
+    let unit = unit.trim();
+    let Some(per) = named_period(unit) else {
+        return Err(format!("unknown unit {unit:?} in {text:?}; {hint}"));
     };
-    let count = count.trim();
+    let count = parse_count(count.trim(), text, hint)?;
+    Ok(Rate { count, per })
+}
+
+/// `s`, `min`, `h` and their other spellings, as a rate's or quota's period.
+fn named_period(unit: &str) -> Option<Duration> {
+    match unit {
+        "s" | "sec" => Some(Duration::from_secs(1)),
+        "m" | "min" => Some(Duration::from_secs(60)),
+        "h" | "hour" => Some(Duration::from_secs(3600)),
+        _ => None,
+    }
+}
+
+/// The N of a rate or quota: a whole number from 1.
+fn parse_count(count: &str, text: &str, hint: &str) -> Result<u32, String> {
     // `u32::from_str` also takes a leading '+', which is not a count anyone means to write.
     let digits = !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit());
     match count.parse::<u32>() {
         Ok(0) => Err(format!(
             "{text:?} allows nothing; the count must be at least 1"
         )),
-        Ok(count) if digits => Ok(Rate { count, per }),
+        Ok(count) if digits => Ok(count),
         _ => Err(format!(
             "{count:?} in {text:?} is not a whole number of requests up to {}; {hint}",
             u32::MAX
@@ -278,6 +337,30 @@ mod tests {
         assert!(err("abc/s").contains("whole number"));
         assert!(err("5/d").contains("unknown unit \"d\""));
         assert!(err("5/").contains("unknown unit"));
+    }
+
+    #[test]
+    fn quotas() {
+        let q = parse_quota("300/60s").unwrap();
+        assert_eq!((q.count, q.window), (300, Duration::from_secs(60)));
+        assert_eq!(q.margin, Duration::from_millis(600));
+        assert_eq!(
+            parse_quota("300/min").unwrap().window,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse_quota("10/s").unwrap().margin,
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            parse_quota("5/h").unwrap().window,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(parse_quota("30/6s").unwrap().window, Duration::from_secs(6));
+        assert!(parse_quota("0/s").unwrap_err().contains("at least 1"));
+        assert!(parse_quota("30/0s").unwrap_err().contains("empty window"));
+        assert!(parse_quota("30/6").unwrap_err().contains("no unit"));
+        assert!(parse_quota("30").unwrap_err().contains("not a quota"));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub(super) fn routes(
             raw.limits.as_deref(),
             limit_names,
         );
+        let pause = match raw.pause.as_deref() {
+            None => limits.clone(),
+            Some(names) => route_pause(errs, &join(&path, "pause"), names, &limits, limit_names),
+        };
         let text = &raw.matches;
         let (method, pattern) = match parse_match(&text.value) {
             Ok(parsed) => parsed,
@@ -54,6 +58,7 @@ pub(super) fn routes(
                 method,
                 path: pattern,
                 limits,
+                pause,
             },
         ));
     }
@@ -110,6 +115,31 @@ fn route_limits(errs: &mut Errors, path: &str, raw: Option<&[Text]>, names: &[&s
                 );
                 errs.at(path, text, msg);
             }
+        }
+    }
+    out
+}
+
+/// `pause:`: names among the route's own limits (a 429 can only pause a key the request
+/// passed).
+fn route_pause(
+    errs: &mut Errors,
+    path: &str,
+    raw: &[Text],
+    limits: &[usize],
+    names: &[&str],
+) -> Vec<usize> {
+    let own: Vec<&str> = limits.iter().map(|&i| names[i]).collect();
+    let mut out = route_limits(errs, path, Some(raw), names);
+    out.retain(|i| limits.contains(i));
+    for text in raw {
+        let wanted = text.value.trim();
+        if names.contains(&wanted) && !own.contains(&wanted) {
+            let msg = format!(
+                "limit {wanted:?} is not one of this route's limits ({})",
+                list(own.iter().copied())
+            );
+            errs.at(path, text, msg);
         }
     }
     out

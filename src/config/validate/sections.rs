@@ -14,6 +14,7 @@ const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr
 const DEFAULT_RETRY: Retry = Retry {
     max_attempts: 5,
     max_retry_after: Duration::from_secs(60),
+    max_pause: Duration::from_secs(60),
     backoff_base: Duration::from_millis(500),
     backoff_max: Duration::from_secs(10),
     on_5xx: On5xx::Idempotent,
@@ -85,14 +86,23 @@ pub(super) fn retry(errs: &mut Errors, raw: Option<&RawRetry>) -> Retry {
         d.max_body as u64,
         0..=u64::MAX,
     );
+    let max_retry_after = duration(
+        errs,
+        "retry.max_retry_after",
+        raw.max_retry_after.as_ref(),
+        d.max_retry_after,
+    );
+    // A zero pause would let the retry's probe go before the API's window turns.
+    let max_pause = positive_duration(
+        errs,
+        "retry.max_pause",
+        raw.max_pause.as_ref(),
+        max_retry_after.max(Duration::from_millis(1)),
+    );
     Retry {
         max_attempts: attempts as u32,
-        max_retry_after: duration(
-            errs,
-            "retry.max_retry_after",
-            raw.max_retry_after.as_ref(),
-            d.max_retry_after,
-        ),
+        max_retry_after,
+        max_pause,
         backoff_base,
         backoff_max,
         on_5xx: on_5xx(errs, raw.on_5xx.as_ref()),

@@ -9,7 +9,7 @@ use url::Url;
 
 use super::{check_name, join, line, list, number, positive_duration, Errors};
 use crate::config::raw::{Name, Named, RawUpstream, Text};
-use crate::config::{region_base_url, Upstream, REGIONS};
+use crate::config::{region_base_url, RetryAfterUnit, Upstream, REGIONS};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,7 +96,24 @@ fn upstream(
         body_idle_timeout,
         max_idle,
         intercept: raw.intercept.unwrap_or(true),
+        retry_after_unit: retry_after_unit(errs, path, raw.retry_after_unit.as_ref()),
     })
+}
+
+fn retry_after_unit(errs: &mut Errors, path: &str, raw: Option<&Text>) -> RetryAfterUnit {
+    match raw.map(|t| t.value.trim()) {
+        None | Some("seconds") => RetryAfterUnit::Seconds,
+        Some("milliseconds") => RetryAfterUnit::Milliseconds,
+        Some(other) => {
+            let msg = format!("unknown unit {other:?}; use seconds or milliseconds");
+            errs.at(
+                join(path, "retry_after_unit"),
+                raw.expect("matched Some"),
+                msg,
+            );
+            RetryAfterUnit::Seconds
+        }
+    }
 }
 
 /// The base URL from exactly one of `region` and `base_url`.

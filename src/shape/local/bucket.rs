@@ -151,13 +151,27 @@ impl Bucket {
         let mut next = Bucket::new(interval, burst);
         let new_debt = in_use.min(f64::from(next.burst)) * next.interval.as_u64() as f64;
         if new_debt >= 1.0 {
-            // A fresh bucket's first take sets TAT = reading + interval; take at the reading
-            // that leaves TAT exactly `new_debt` ahead of now.
-            let target = now.as_u64() + new_debt as u64;
-            let at = target.saturating_sub(next.interval.as_u64());
-            next.take(Nanos::from(at)).expect("a fresh bucket conforms");
+            next.set_tat(Nanos::from(now.as_u64() + new_debt as u64));
         }
         *self = next;
+    }
+
+    /// Makes the bucket gain no credit before `end`: at `end` one token is available (the
+    /// probe after a pause) and the next one an interval later. A bucket already emptier stays.
+    pub(super) fn hold_until(&mut self, end: Nanos) {
+        let target = end + self.interval * u64::from(self.burst - 1);
+        if self.tat() < target {
+            let mut next = Bucket::new(self.interval, self.burst);
+            next.set_tat(target);
+            *self = next;
+        }
+    }
+
+    /// Sets a fresh bucket's TAT. Its first take sets TAT = reading + interval, so take at the
+    /// reading that leaves it at `target` (or as close as the epoch allows).
+    fn set_tat(&mut self, target: Nanos) {
+        let at = target.saturating_sub(self.interval);
+        self.take(at).expect("a fresh bucket conforms");
     }
 }
 
@@ -225,6 +239,19 @@ mod tests {
             b.take(n(5000)).unwrap();
         }
         assert!(b.take(n(5000)).is_err());
+    }
+
+    #[test]
+    fn a_held_bucket_gives_one_token_at_the_end_then_one_per_interval() {
+        let mut b = Bucket::new(n(100), 10);
+        b.take(n(1000)).unwrap();
+        b.hold_until(n(2000));
+        assert_eq!(b.take(n(1999)), Err(n(2000)));
+        b.take(n(2000)).unwrap();
+        assert_eq!(b.take(n(2000)), Err(n(2100)));
+        // Holding until an earlier end changes nothing.
+        b.hold_until(n(1500));
+        assert_eq!(b.take(n(2050)), Err(n(2100)));
     }
 
     #[test]

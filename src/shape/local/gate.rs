@@ -17,7 +17,6 @@
 //! as long as they can go and hands the timer to the new head.
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::task::Waker;
 use std::time::Duration;
 
 use governor::nanos::Nanos;
@@ -26,7 +25,9 @@ use tokio::time::Instant;
 use super::bucket::Bucket;
 use super::horizon::hint;
 use super::params::Current;
+use super::pause::ProbeState;
 use super::queue::{Lane, WaitQueue, WaitState, Waiter};
+use super::quota::SlidingLog;
 use super::Shared;
 
 /// How late a timer may fire and still have its token accounted at the token's own time. The
@@ -49,6 +50,10 @@ pub(super) struct KeyInner {
     /// Slots taken by permits of this key (only when the limit caps concurrency).
     pub(super) in_flight: u32,
     pub(super) paused_until: Option<Instant>,
+    /// Whether the next release after a pause is a probe, or one is out.
+    pub(super) probe: ProbeState,
+    /// The quota's release times (only when the limit has a quota).
+    pub(super) log: SlidingLog,
     pub(super) last_used: Instant,
     /// Set when the key table forgot this key; a request that looked it up just before retries.
     pub(super) removed: bool,
@@ -60,13 +65,22 @@ pub(super) enum Blocked {
     Paused(Instant),
     Rate(Instant),
     Slot,
+    /// The probe after a pause is out; the key waits for its answer.
+    Probe,
+}
+
+/// What a request that may go took: a concurrency slot, and whether it is the key's probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Grant {
+    pub(super) slot: bool,
+    pub(super) probe: Option<u64>,
 }
 
 /// What a waiting future learns when it looks at its slot.
 pub(super) enum Step {
     Granted {
         waited: Duration,
-        slot: bool,
+        grant: Grant,
     },
     Rejected(Option<Duration>),
     /// Still queued; wake up at `until` at the latest. `exact` when that is the head's token
@@ -86,6 +100,8 @@ impl KeyState {
             queue: WaitQueue::new(),
             in_flight: 0,
             paused_until: None,
+            probe: ProbeState::Idle,
+            log: SlidingLog::default(),
             last_used: now,
             removed: false,
         };
@@ -128,7 +144,13 @@ impl KeyState {
                 self.shared.dec_depth();
                 false
             }
-            WaitState::Granted { slot, .. } => slot,
+            WaitState::Granted { grant, .. } => {
+                // A granted probe that never went leaves the key free for the next one.
+                if let Some(id) = grant.probe {
+                    inner.probe_answered(&self.shared, id, false, now);
+                }
+                grant.slot
+            }
             WaitState::Rejected { .. } => false,
         };
         if freed_slot {
@@ -144,28 +166,39 @@ impl KeyState {
 
 impl KeyInner {
     /// Tries to let a request go at `now`, without regard to the queue.
-    pub(super) fn pass_now(&mut self, sh: &Shared, now: Instant) -> Result<bool, Blocked> {
+    pub(super) fn pass_now(&mut self, sh: &Shared, now: Instant) -> Result<Grant, Blocked> {
         let reading = sh.epoch.reading(now);
         let cur = sh.params.current(reading);
         self.try_pass(sh, &cur, now, reading)
     }
 
-    /// Takes a token (accounted at reading `at`, else at `now`) and a slot together, or neither.
-    /// Returns whether a slot was taken.
+    /// Takes a token (accounted at reading `at`, else at `now`), a place in the quota and a slot
+    /// together, or none of them.
     fn try_pass(
         &mut self,
         sh: &Shared,
         cur: &Current,
         now: Instant,
         at: Nanos,
-    ) -> Result<bool, Blocked> {
+    ) -> Result<Grant, Blocked> {
         if let Some(until) = self.paused_at(now) {
             return Err(Blocked::Paused(until));
+        }
+        if self.probe_out() {
+            return Err(Blocked::Probe);
         }
         if cur.concurrency.is_some_and(|cap| self.in_flight >= cap) {
             return Err(Blocked::Slot);
         }
         let now_reading = sh.epoch.reading(now);
+        // The quota is asked first because asking it takes nothing; it counts actual release
+        // times (not credited ones), so a late wake-up never lets a window hold one too many.
+        if let Some(quota) = cur.quota {
+            let ready = self.log.ready_at(quota);
+            if ready > now_reading {
+                return Err(Blocked::Rate(sh.epoch.instant(ready)));
+            }
+        }
         if let Some(bucket) = self.synced_bucket(cur, now_reading) {
             // A token not yet due at the credited time may still be due now.
             let taken = match bucket.take(at) {
@@ -176,12 +209,18 @@ impl KeyInner {
                 return Err(Blocked::Rate(sh.epoch.instant(ready)));
             }
         }
+        if let Some(quota) = cur.quota {
+            self.log.record(now_reading, quota);
+        }
         let slot = cur.concurrency.is_some();
         if slot {
             self.in_flight += 1;
             sh.inc_in_flight();
         }
-        Ok(slot)
+        Ok(Grant {
+            slot,
+            probe: self.take_probe(),
+        })
     }
 
     /// The bucket, brought in line with the parameters in force (None without a rate).
@@ -211,10 +250,11 @@ impl KeyInner {
     ) -> Result<u32, crate::Error> {
         let depth = self.queue.len();
         if depth >= sh.queue.max_depth {
-            let retry_after = hint(self.horizon(sh, now).start(0), now);
+            let retry_after = hint(self.horizon(sh, now).start(&self.log, 0), now);
             return Err(sh.queue_full(retry_after));
         }
-        let start = self.horizon(sh, now).start(self.queue.ahead_of(lane));
+        let ahead = self.queue.ahead_of(lane);
+        let start = self.horizon(sh, now).start(&self.log, ahead);
         if start > deadline {
             return Err(sh.queue_timeout(Some(start - deadline)));
         }
@@ -231,9 +271,9 @@ impl KeyInner {
         while let Some(idx) = self.queue.head() {
             let at = self.decision_time(sh, idx, now, on_schedule);
             match self.try_pass(sh, &cur, now, at) {
-                Ok(slot) => {
+                Ok(grant) => {
                     on_schedule = at < reading;
-                    self.settle(sh, idx, WaitState::Granted { at: now, slot }, caller);
+                    self.settle(sh, idx, WaitState::Granted { at: now, grant }, caller);
                 }
                 Err(blocked) => {
                     if self.hold_head(sh, &cur, idx, blocked, now, caller) {
@@ -279,13 +319,13 @@ impl KeyInner {
         let deadline = self.queue.get(idx).deadline;
         let until = match blocked {
             Blocked::Paused(t) | Blocked::Rate(t) => Some(t),
-            Blocked::Slot => None,
+            Blocked::Slot | Blocked::Probe => None,
         };
         if deadline <= now || until.is_some_and(|t| t > deadline) {
             let retry_after = match blocked {
                 Blocked::Paused(end) => hint(end, now),
                 Blocked::Rate(ready) => hint(ready, deadline),
-                Blocked::Slot => None,
+                Blocked::Slot | Blocked::Probe => None,
             };
             self.settle(sh, idx, WaitState::Rejected { retry_after }, caller);
             return false;
@@ -327,66 +367,18 @@ impl KeyInner {
         }
     }
 
-    /// Looks at a waiter for its future: serves the queue if it is the head (or its deadline
-    /// is up, so that it is only refused if it really cannot go), then reports where it stands.
-    pub(super) fn poll_waiter(
-        &mut self,
-        sh: &Shared,
-        idx: u32,
-        now: Instant,
-        waker: &Waker,
-    ) -> Step {
-        let queued = self.queue.get(idx).state == WaitState::Queued;
-        if queued && (self.queue.head() == Some(idx) || self.queue.get(idx).deadline <= now) {
-            self.dispatch(sh, now, Some(idx));
-        }
-        let w = self.queue.get(idx);
-        if w.state == WaitState::Queued && w.deadline <= now {
-            let retry_after = self
-                .position(idx)
-                .and_then(|p| hint(self.horizon(sh, now).start(p), now));
-            self.settle(sh, idx, WaitState::Rejected { retry_after }, Some(idx));
-        }
-        match self.queue.get(idx).state {
-            WaitState::Granted { at, slot } => {
-                let w = self.queue.free(idx);
-                let waited = at.saturating_duration_since(w.enqueued);
-                Step::Granted { waited, slot }
-            }
-            WaitState::Rejected { retry_after } => {
-                self.queue.free(idx);
-                Step::Rejected(retry_after)
-            }
-            WaitState::Queued => {
-                let is_head = self.queue.head() == Some(idx);
-                let w = self.queue.get_mut(idx);
-                if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
-                    w.waker = Some(waker.clone());
-                }
-                if !is_head {
-                    // A retry went ahead of it: its timer goes back to the deadline, so forget
-                    // the head's wake-up; when it is head again it gets a fresh one (and a wake).
-                    w.wake_at = None;
-                    w.due = None;
-                }
-                let exact = w.wake_at.is_some_and(|t| t < w.deadline);
-                let until = w.wake_at.map_or(w.deadline, |t| t.min(w.deadline));
-                Step::Waiting { until, exact }
-            }
-        }
-    }
-
-    /// How many queued waiters are ahead of `idx`.
-    fn position(&self, idx: u32) -> Option<usize> {
-        std::iter::successors(self.queue.head(), |&i| self.queue.after(i)).position(|i| i == idx)
-    }
-
-    /// Whether the key can be forgotten: nothing queued, in flight or paused, unused for `idle`,
-    /// and its bucket full again (so forgetting it gives nothing away).
+    /// Whether the key can be forgotten: nothing queued, in flight, paused or probing, unused for
+    /// `idle`, its bucket full again and its quota log out of the window (so forgetting it gives
+    /// nothing away).
     pub(super) fn is_idle(&self, sh: &Shared, now: Instant, idle: Duration) -> bool {
         self.queue.allocated() == 0
             && self.in_flight == 0
             && self.paused_at(now).is_none()
+            && !self.probe_out()
+            && self.log.rested(
+                sh.params.current(sh.epoch.reading(now)).quota,
+                sh.epoch.reading(now),
+            )
             && now.saturating_duration_since(self.last_used) >= idle
             && self
                 .bucket

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use governor::nanos::Nanos;
 
 use super::adaptive::{Aimd, Share};
-use crate::config::{Limit, Rate};
+use super::quota::QuotaParams;
+use crate::config::{Limit, Quota, Rate};
 use crate::shape::LimitUpdate;
 
 #[derive(Debug)]
@@ -21,6 +22,10 @@ pub(super) struct Params {
     burst: AtomicU32,
     /// 0 when the limit has no concurrency cap.
     concurrency: AtomicU32,
+    /// The quota's count (0 without a quota), window and margin in nanoseconds.
+    quota_count: AtomicU32,
+    quota_window: AtomicU64,
+    quota_margin: AtomicU64,
     /// The base rate as written, for `state()`; also serialises writers.
     rate: Mutex<Option<Rate>>,
     aimd: Option<Aimd>,
@@ -33,6 +38,7 @@ pub(super) struct Current {
     pub(super) interval: Option<Nanos>,
     pub(super) burst: u32,
     pub(super) concurrency: Option<u32>,
+    pub(super) quota: Option<QuotaParams>,
     /// Reading at which the AIMD share next grows; a head sleeping longer wakes then.
     pub(super) next_step: Option<Nanos>,
 }
@@ -45,6 +51,9 @@ impl Params {
             interval: AtomicU64::new(limit.rate.map_or(0, interval_of)),
             burst: AtomicU32::new(limit.burst.max(1)),
             concurrency: AtomicU32::new(limit.concurrency.unwrap_or(0)),
+            quota_count: AtomicU32::new(limit.quota.map_or(0, |q| q.count)),
+            quota_window: AtomicU64::new(limit.quota.map_or(0, |q| nanos(q.window))),
+            quota_margin: AtomicU64::new(limit.quota.map_or(0, |q| nanos(q.margin))),
             rate: Mutex::new(limit.rate),
             aimd: limit.adaptive.map(Aimd::new),
         }
@@ -64,6 +73,7 @@ impl Params {
             interval,
             burst: self.burst.load(Ordering::Relaxed),
             concurrency: Some(self.concurrency.load(Ordering::Relaxed)).filter(|&c| c > 0),
+            quota: self.quota(),
             next_step: share.next_step.filter(|_| base > 0),
         }
     }
@@ -83,6 +93,12 @@ impl Params {
         if update.concurrency == Some(0) {
             return Err("concurrency must be at least 1".into());
         }
+        if update
+            .quota
+            .is_some_and(|q| q.count == 0 || q.window.is_zero())
+        {
+            return Err("a quota must allow at least 1 request per window".into());
+        }
         let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(new) = update.rate {
             *rate = Some(new);
@@ -94,14 +110,51 @@ impl Params {
         if let Some(concurrency) = update.concurrency {
             self.concurrency.store(concurrency, Ordering::Relaxed);
         }
+        if let Some(quota) = update.quota {
+            // Window and margin before the count: a reader that sees the new count (the one
+            // that turns a quota on) sees them too.
+            self.quota_window
+                .store(nanos(quota.window), Ordering::Relaxed);
+            self.quota_margin
+                .store(nanos(quota.margin), Ordering::Relaxed);
+            self.quota_count.store(quota.count, Ordering::Release);
+        }
         Ok(())
     }
 
-    /// An upstream 429: cut the effective rate when adaptive.
-    pub(super) fn throttled(&self, now: Nanos) {
+    fn quota(&self) -> Option<QuotaParams> {
+        let count = self.quota_count.load(Ordering::Acquire);
+        (count > 0).then(|| {
+            let window = Nanos::from(self.quota_window.load(Ordering::Relaxed));
+            let margin = Nanos::from(self.quota_margin.load(Ordering::Relaxed));
+            QuotaParams {
+                count,
+                window,
+                span: window + margin,
+            }
+        })
+    }
+
+    /// The quota as configured or last changed, for `state()`.
+    pub(super) fn quota_config(&self) -> Option<Quota> {
+        self.quota().map(|q| Quota {
+            count: q.count,
+            window: q.window.into(),
+            margin: q.span.saturating_sub(q.window).into(),
+        })
+    }
+
+    /// An upstream 429 at `now` that pauses its key until `until`: cut the effective rate when
+    /// adaptive (once per congestion event).
+    pub(super) fn throttled(&self, now: Nanos, until: Nanos) {
         if let Some(aimd) = &self.aimd {
-            aimd.cut(now);
+            aimd.cut(now, until);
         }
+    }
+
+    /// How many times AIMD cut the rate.
+    pub(super) fn cuts(&self) -> u64 {
+        self.aimd.as_ref().map_or(0, Aimd::cuts)
     }
 
     /// The base rate (configured, or as last changed) in requests per second.
@@ -119,6 +172,10 @@ impl Params {
     fn share(&self, now: Nanos) -> Share {
         self.aimd.as_ref().map_or(Share::FULL, |a| a.share(now))
     }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 /// A rate's emission interval in nanoseconds (at least 1).
@@ -141,6 +198,7 @@ mod tests {
                 per: Duration::from_secs(1),
             }),
             burst: 2,
+            quota: None,
             concurrency: None,
             key: KeyKind::Global,
             mode: Mode::Queue,
@@ -193,7 +251,7 @@ mod tests {
             p.current(Nanos::from(0)).interval,
             Some(Nanos::from(100_000_000))
         );
-        p.throttled(Nanos::from(0));
+        p.throttled(Nanos::from(0), Nanos::from(0));
         let cur = p.current(Nanos::from(1));
         assert_eq!(cur.interval, Some(Nanos::from(200_000_000)));
         assert_eq!(cur.next_step, Some(Nanos::from(5_000_000_000)));

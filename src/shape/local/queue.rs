@@ -15,6 +15,8 @@ use std::time::Duration;
 use governor::nanos::Nanos;
 use tokio::time::Instant;
 
+use super::gate::Grant;
+
 const NIL: u32 = u32::MAX;
 
 /// Which lane a waiter queues in; lanes are served in this order.
@@ -28,10 +30,10 @@ pub(super) enum Lane {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WaitState {
     Queued,
-    /// It may go; `slot` tells whether it took a concurrency slot the permit must give back.
+    /// It may go, with what it took (a slot the permit must give back, the probe).
     Granted {
         at: Instant,
-        slot: bool,
+        grant: Grant,
     },
     /// It cannot start in time; answer QueueTimeout with this hint.
     Rejected {

@@ -1,16 +1,21 @@
-//! The future of a queued request, and the slot a permit holds.
+//! The future of a queued request, what it learns when it looks at its place, and the slot a
+//! permit holds.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::fine;
-use super::gate::{KeyState, Step};
+use super::gate::{Grant, KeyInner, KeyState, Step};
+use super::horizon::hint;
+use super::pause::ProbeGuard;
+use super::queue::WaitState;
+use super::Shared;
 use crate::error::Error;
 use crate::shape::Permit;
 
@@ -66,9 +71,9 @@ impl Future for Wait {
             .lock()
             .poll_waiter(&key.shared, *this.idx, now, cx.waker());
         match step {
-            Step::Granted { waited, slot } => {
+            Step::Granted { waited, grant } => {
                 *this.done = true;
-                Poll::Ready(Ok(permit(key, waited, slot)))
+                Poll::Ready(Ok(permit(key, waited, grant)))
             }
             Step::Rejected(retry_after) => {
                 *this.done = true;
@@ -93,6 +98,64 @@ impl Future for Wait {
     }
 }
 
+// === impl KeyInner ===
+
+impl KeyInner {
+    /// Looks at a waiter for its future: serves the queue if it is the head (or its deadline
+    /// is up, so that it is only refused if it really cannot go), then reports where it stands.
+    pub(super) fn poll_waiter(
+        &mut self,
+        sh: &Shared,
+        idx: u32,
+        now: Instant,
+        waker: &Waker,
+    ) -> Step {
+        let queued = self.queue.get(idx).state == WaitState::Queued;
+        if queued && (self.queue.head() == Some(idx) || self.queue.get(idx).deadline <= now) {
+            self.dispatch(sh, now, Some(idx));
+        }
+        let w = self.queue.get(idx);
+        if w.state == WaitState::Queued && w.deadline <= now {
+            let retry_after = self
+                .position(idx)
+                .and_then(|p| hint(self.horizon(sh, now).start(&self.log, p), now));
+            self.settle(sh, idx, WaitState::Rejected { retry_after }, Some(idx));
+        }
+        match self.queue.get(idx).state {
+            WaitState::Granted { at, grant } => {
+                let w = self.queue.free(idx);
+                let waited = at.saturating_duration_since(w.enqueued);
+                Step::Granted { waited, grant }
+            }
+            WaitState::Rejected { retry_after } => {
+                self.queue.free(idx);
+                Step::Rejected(retry_after)
+            }
+            WaitState::Queued => {
+                let is_head = self.queue.head() == Some(idx);
+                let w = self.queue.get_mut(idx);
+                if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+                    w.waker = Some(waker.clone());
+                }
+                if !is_head {
+                    // A retry went ahead of it: its timer goes back to the deadline, so forget
+                    // the head's wake-up; when it is head again it gets a fresh one (and a wake).
+                    w.wake_at = None;
+                    w.due = None;
+                }
+                let exact = w.wake_at.is_some_and(|t| t < w.deadline);
+                let until = w.wake_at.map_or(w.deadline, |t| t.min(w.deadline));
+                Step::Waiting { until, exact }
+            }
+        }
+    }
+
+    /// How many queued waiters are ahead of `idx`.
+    fn position(&self, idx: u32) -> Option<usize> {
+        std::iter::successors(self.queue.head(), |&i| self.queue.after(i)).position(|i| i == idx)
+    }
+}
+
 // === impl SlotGuard ===
 
 impl Drop for SlotGuard {
@@ -101,11 +164,15 @@ impl Drop for SlotGuard {
     }
 }
 
-/// The permit for a request that may go; it holds the slot it took, if any.
-pub(super) fn permit(key: &Arc<KeyState>, waited: Duration, slot: bool) -> Permit {
-    if slot {
+/// The permit for a request that may go; it holds the slot it took, if any, and the probe.
+pub(super) fn permit(key: &Arc<KeyState>, waited: Duration, grant: Grant) -> Permit {
+    let permit = if grant.slot {
         Permit::new(waited, Some(Box::new(SlotGuard(Arc::clone(key)))))
     } else {
         Permit::free(waited)
+    };
+    match grant.probe {
+        Some(id) => permit.with_probe(Box::new(ProbeGuard::new(Arc::clone(key), id))),
+        None => permit,
     }
 }
