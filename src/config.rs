@@ -49,6 +49,8 @@ pub struct Config {
     /// then refused with 403).
     pub intercept: Option<Intercept>,
     pub proxy_auth: Option<ProxyAuth>,
+    /// Where limits with `shared: true` keep their state. None when not configured.
+    pub shared: Option<SharedStore>,
 }
 
 /// One upstream API.
@@ -85,6 +87,8 @@ pub struct Limit {
     /// A key unused this long is forgotten.
     pub key_idle: Duration,
     pub adaptive: Option<Adaptive>,
+    /// Enforced across every instance with the same [`SharedStore`] (Redis), not in-process.
+    pub shared: bool,
 }
 
 /// `N/s`, `N/min` or `N/h`.
@@ -230,6 +234,51 @@ impl std::fmt::Debug for ProxyAuth {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// `shared:`: the Redis that shared limits live in, and what to do without it.
+#[derive(Clone)]
+pub struct SharedStore {
+    /// `redis://` URL, with `PACER_REDIS_PASSWORD` put in when the URL has no password.
+    pub redis: url::Url,
+    /// Instances with the same prefix (and secret) share their limits.
+    pub key_prefix: String,
+    /// The HMAC key for limit keys in Redis, read from the `key_secret_env` variable.
+    pub key_secret: Vec<u8>,
+    /// Longest wait for one Redis call; past it Redis counts as unavailable.
+    pub timeout: Duration,
+    pub on_unavailable: OnUnavailable,
+    /// How many instances share the budget: each takes `1/instances` when falling back.
+    pub instances: u32,
+}
+
+impl std::fmt::Debug for SharedStore {
+    // Neither the Redis password nor the key secret may reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut url = self.redis.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("redacted"));
+        }
+        f.debug_struct("SharedStore")
+            .field("redis", &url.as_str())
+            .field("key_prefix", &self.key_prefix)
+            .field("key_secret", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("on_unavailable", &self.on_unavailable)
+            .field("instances", &self.instances)
+            .finish()
+    }
+}
+
+/// What a shared limit does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Enforce the limit in-process at `1/instances` of it.
+    Local,
+    /// Answer 503 `pacer.shared.unavailable`.
+    Reject,
+    /// Let requests through unshaped (and count them).
+    Allow,
 }
 
 impl Config {

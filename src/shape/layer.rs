@@ -5,6 +5,7 @@
 //! truly in flight upstream, streaming included.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +14,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time::Instant;
 
-use super::key::key_for;
+use super::key::{key_for, SharedKeys};
+use super::shared::{SharedLimiter, Store};
 use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
 use crate::config::{Config, Limit};
 use crate::error::Error;
@@ -28,21 +30,51 @@ pub struct Limits {
     configs: Vec<Limit>,
     /// Per route index, the limit indices in acquisition order.
     routes: Vec<Vec<usize>>,
+    /// The Redis of the `shared:` section and its key HMAC, when a limit is shared.
+    store: Option<(Arc<Store>, SharedKeys)>,
 }
 
 // === impl Limits ===
 
 impl Limits {
+    /// Limits with `shared: true` go through one Redis store, connected in the background.
     pub fn new(config: &Config) -> Limits {
+        let store = config
+            .shared
+            .as_ref()
+            .filter(|_| config.limits.iter().any(|l| l.shared))
+            .map(|s| (Store::new(s.clone()), SharedKeys::new(&s.key_secret)));
+        let limiters = config
+            .limits
+            .iter()
+            .map(|l| match &store {
+                Some((store, _)) if l.shared => {
+                    SharedLimiter::new(l.clone(), store.clone()) as Arc<dyn Limiter>
+                }
+                _ => Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>,
+            })
+            .collect();
         Limits {
-            limiters: config
-                .limits
-                .iter()
-                .map(|l| Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>)
-                .collect(),
+            limiters,
             configs: config.limits.clone(),
             routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
+            store,
         }
+    }
+
+    /// The key a request counts against for limit `index`: an HMAC equal in every instance for
+    /// shared limits, the process's own hash for local ones.
+    pub fn key_for(&self, index: usize, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
+        let cfg = &self.configs[index];
+        match &self.store {
+            Some((_, keys)) if cfg.shared => keys.key_for(&cfg.key, headers, ip),
+            _ => key_for(&cfg.key, headers, ip),
+        }
+    }
+
+    /// The Redis store of shared limits, if any limit is shared.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref().map(|(s, _)| s)
     }
 
     pub fn limiters(&self) -> &[Arc<dyn Limiter>] {
@@ -177,7 +209,7 @@ where
         let mut passed = Passed::default();
         for &i in limits.for_route(route) {
             let cfg = &limits.configs[i];
-            let key = key_for(&cfg.key, req.headers(), client_ip);
+            let key = limits.key_for(i, req.headers(), client_ip);
             let acquire = Acquire {
                 key,
                 deadline: start + cfg.queue.max_wait,
@@ -208,6 +240,7 @@ fn rejection_reason(err: &Error) -> &'static str {
         Error::QueueTimeout { .. } => "queue_timeout",
         Error::RateLimited { .. } => "rate_limited",
         Error::KeysExhausted { .. } => "keys_exhausted",
+        Error::SharedUnavailable { .. } => "shared_unavailable",
         _ => "other",
     }
 }
