@@ -87,8 +87,6 @@ pub struct Limit {
     /// A key unused this long is forgotten.
     pub key_idle: Duration,
     pub adaptive: Option<Adaptive>,
-    /// Enforced across every instance with the same [`SharedStore`] (Redis), not in-process.
-    pub shared: bool,
 }
 
 /// `N/s`, `N/min` or `N/h`.
@@ -250,6 +248,8 @@ pub struct SharedStore {
     pub on_unavailable: OnUnavailable,
     /// How many instances share the budget: each takes `1/instances` when falling back.
     pub instances: u32,
+    /// Names of the limits with `shared: true`; the others stay in-process.
+    pub limits: Vec<String>,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -266,6 +266,7 @@ impl std::fmt::Debug for SharedStore {
             .field("timeout", &self.timeout)
             .field("on_unavailable", &self.on_unavailable)
             .field("instances", &self.instances)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -302,5 +303,12 @@ impl Config {
 
     pub fn limit(&self, name: &str) -> Option<&Limit> {
         self.limits.iter().find(|l| l.name == name)
+    }
+
+    /// Whether the limit with this name is shared through Redis (`shared: true`).
+    pub fn is_shared(&self, name: &str) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.limits.iter().any(|l| l == name))
     }
 }

@@ -30,6 +30,8 @@ pub struct Limits {
     configs: Vec<Limit>,
     /// Per route index, the limit indices in acquisition order.
     routes: Vec<Vec<usize>>,
+    /// Per limit index, whether it is shared through Redis.
+    shared: Vec<bool>,
     /// The Redis of the `shared:` section and its key HMAC, when a limit is shared.
     store: Option<(Arc<Store>, SharedKeys)>,
 }
@@ -42,13 +44,13 @@ impl Limits {
         let store = config
             .shared
             .as_ref()
-            .filter(|_| config.limits.iter().any(|l| l.shared))
+            .filter(|s| !s.limits.is_empty())
             .map(|s| (Store::new(s.clone()), SharedKeys::new(&s.key_secret)));
         let limiters = config
             .limits
             .iter()
             .map(|l| match &store {
-                Some((store, _)) if l.shared => {
+                Some((store, _)) if config.is_shared(&l.name) => {
                     SharedLimiter::new(l.clone(), store.clone()) as Arc<dyn Limiter>
                 }
                 _ => Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>,
@@ -58,6 +60,11 @@ impl Limits {
             limiters,
             configs: config.limits.clone(),
             routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
+            shared: config
+                .limits
+                .iter()
+                .map(|l| config.is_shared(&l.name))
+                .collect(),
             store,
         }
     }
@@ -67,7 +74,7 @@ impl Limits {
     pub fn key_for(&self, index: usize, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
         let cfg = &self.configs[index];
         match &self.store {
-            Some((_, keys)) if cfg.shared => keys.key_for(&cfg.key, headers, ip),
+            Some((_, keys)) if self.shared[index] => keys.key_for(&cfg.key, headers, ip),
             _ => key_for(&cfg.key, headers, ip),
         }
     }

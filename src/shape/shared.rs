@@ -30,6 +30,7 @@ use tokio::time::Instant;
 pub use self::client::{Health, Store};
 use self::gcra::{Op, Reply};
 use self::lease::Leases;
+pub use self::lease::LEASE;
 use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit};
 use crate::config::{Limit, Mode, Rate};
 use crate::error::Error;
@@ -212,7 +213,8 @@ impl SharedLimiter {
             .await;
         if let Ok((interval, burst)) = read {
             let base = self.config.rate.map_or(0, interval_us);
-            self.interval.store(interval.unwrap_or(base), Ordering::Relaxed);
+            self.interval
+                .store(interval.unwrap_or(base), Ordering::Relaxed);
             let burst = burst.unwrap_or(self.config.burst.max(1));
             self.burst.store(burst, Ordering::Relaxed);
         }

@@ -67,7 +67,6 @@ fn limit(errs: &mut Errors, path: &str, name: &Name, raw: &RawLimit) -> Limit {
             DEFAULT_KEY_IDLE,
         ),
         adaptive: adaptive(errs, &field("adaptive"), raw.adaptive.as_ref()),
-        shared: raw.shared.as_ref().is_some_and(|s| s.value),
     }
 }
 

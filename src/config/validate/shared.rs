@@ -13,7 +13,13 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 /// The environment variable a password comes from when the URL has none.
 pub const PASSWORD_ENV: &str = "PACER_REDIS_PASSWORD";
 
-pub(super) fn shared(errs: &mut Errors, raw: Option<&RawShared>) -> Option<SharedStore> {
+/// The section, with the names of the limits that use it; `shared: true` without it is an error.
+pub(super) fn shared(
+    errs: &mut Errors,
+    raw: Option<&RawShared>,
+    limits: Option<&Named<RawLimit>>,
+) -> Option<SharedStore> {
+    let names = shared_limits(errs, raw.is_some(), limits);
     let raw = raw?;
     let redis = redis_url(errs, raw);
     let key_prefix = match &raw.key_prefix {
@@ -32,32 +38,40 @@ pub(super) fn shared(errs: &mut Errors, raw: Option<&RawShared>) -> Option<Share
         1,
         1..=10_000,
     );
+    let timeout = positive_duration(
+        errs,
+        "shared.timeout",
+        raw.timeout.as_ref(),
+        DEFAULT_TIMEOUT,
+    );
+    let on_unavailable = on_unavailable(errs, raw.on_unavailable.as_ref());
     Some(SharedStore {
         redis: redis?,
         key_prefix,
         key_secret: key_secret?,
-        timeout: positive_duration(
-            errs,
-            "shared.timeout",
-            raw.timeout.as_ref(),
-            DEFAULT_TIMEOUT,
-        ),
-        on_unavailable: on_unavailable(errs, raw.on_unavailable.as_ref()),
+        timeout,
+        on_unavailable,
         instances: instances as u32,
+        limits: names,
     })
 }
 
-/// A limit with `shared: true` needs the `shared` section to know where its state lives.
-pub(super) fn check_limits(errs: &mut Errors, section: bool, raw: Option<&Named<RawLimit>>) {
-    if section {
-        return;
-    }
+/// The limits with `shared: true`, which need the `shared` section to know where their state
+/// lives.
+fn shared_limits(errs: &mut Errors, section: bool, raw: Option<&Named<RawLimit>>) -> Vec<String> {
+    let mut names = Vec::new();
     for (name, limit) in raw.iter().flat_map(|n| &n.entries) {
-        if let Some(flag) = limit.shared.as_ref().filter(|s| s.value) {
-            let msg = "a shared limit needs the `shared:` section (redis, key_prefix, key_secret_env)";
+        let Some(flag) = limit.shared.as_ref().filter(|s| s.value) else {
+            continue;
+        };
+        if !section {
+            let msg =
+                "a shared limit needs the `shared:` section (redis, key_prefix, key_secret_env)";
             errs.at(format!("limits.{}.shared", name.value), flag, msg);
         }
+        names.push(name.value.clone());
     }
+    names
 }
 
 fn redis_url(errs: &mut Errors, raw: &RawShared) -> Option<url::Url> {

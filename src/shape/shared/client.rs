@@ -178,7 +178,9 @@ impl Store {
             Some(mut conn) => {
                 let ping = redis::cmd("PING");
                 let answer = ping.query_async::<String>(&mut conn);
-                tokio::time::timeout(timeout, answer).await.map(|r| r.map(drop))
+                tokio::time::timeout(timeout, answer)
+                    .await
+                    .map(|r| r.map(drop))
             }
             None => tokio::time::timeout(timeout, self.connect()).await,
         };

@@ -37,7 +37,6 @@ pub(super) fn share(config: &Limit, instances: u32) -> Limit {
         rate: config.rate.map(|r| share_rate(r, n)),
         burst: (config.burst / n).max(1),
         concurrency: config.concurrency.map(|c| (c / n).max(1)),
-        shared: false,
         ..config.clone()
     }
 }

@@ -42,7 +42,13 @@ pub struct Reply {
 }
 
 /// Runs `op` on `bucket` at `now`; returns the reply and the bucket to store (None: unchanged).
-pub fn apply(now: u64, bucket: Bucket, interval: u64, burst: u64, op: Op) -> (Reply, Option<Bucket>) {
+pub fn apply(
+    now: u64,
+    bucket: Bucket,
+    interval: u64,
+    burst: u64,
+    op: Op,
+) -> (Reply, Option<Bucket>) {
     let Bucket { tat, pause } = bucket;
     let tau = interval * burst.saturating_sub(1);
     let paused_for = |p: u64| p.saturating_sub(now);
@@ -62,7 +68,10 @@ pub fn apply(now: u64, bucket: Bucket, interval: u64, burst: u64, op: Op) -> (Re
                 return (reply(false, wait, tat, pause), None);
             }
             let new = t.max(go) + interval;
-            (reply(true, wait, new, pause), Some(Bucket { tat: new, pause }))
+            (
+                reply(true, wait, new, pause),
+                Some(Bucket { tat: new, pause }),
+            )
         }
         Op::Pause { retry_after } => {
             let p = pause.max(now + retry_after);
@@ -94,26 +103,110 @@ pub fn cases() -> Vec<Case> {
     let reserve = |max_wait| Op::Reserve { max_wait };
     vec![
         // An empty bucket lets the first request go now.
-        (1_000, b(0, 0), 100, 1, reserve(0), r(true, 0, 1_100, 100, 0)),
+        (
+            1_000,
+            b(0, 0),
+            100,
+            1,
+            reserve(0),
+            r(true, 0, 1_100, 100, 0),
+        ),
         // Burst 3: the third request in the same instant still goes now, the fourth waits T.
-        (1_000, b(1_200, 0), 100, 3, reserve(0), r(true, 0, 1_300, 100, 0)),
-        (1_000, b(1_300, 0), 100, 3, reserve(500), r(true, 100, 1_400, 100, 0)),
+        (
+            1_000,
+            b(1_200, 0),
+            100,
+            3,
+            reserve(0),
+            r(true, 0, 1_300, 100, 0),
+        ),
+        (
+            1_000,
+            b(1_300, 0),
+            100,
+            3,
+            reserve(500),
+            r(true, 100, 1_400, 100, 0),
+        ),
         // Reject mode (max_wait 0) does not reserve what it cannot have now.
-        (1_000, b(1_300, 0), 100, 3, reserve(0), r(false, 100, 1_300, 100, 0)),
+        (
+            1_000,
+            b(1_300, 0),
+            100,
+            3,
+            reserve(0),
+            r(false, 100, 1_300, 100, 0),
+        ),
         // A reservation past the caller's deadline is not made.
-        (1_000, b(5_000, 0), 100, 1, reserve(3_999), r(false, 4_000, 5_000, 100, 0)),
-        (1_000, b(5_000, 0), 100, 1, reserve(4_000), r(true, 4_000, 5_100, 100, 0)),
+        (
+            1_000,
+            b(5_000, 0),
+            100,
+            1,
+            reserve(3_999),
+            r(false, 4_000, 5_000, 100, 0),
+        ),
+        (
+            1_000,
+            b(5_000, 0),
+            100,
+            1,
+            reserve(4_000),
+            r(true, 4_000, 5_100, 100, 0),
+        ),
         // An old tat counts from now: idle time does not pile up beyond the burst.
-        (9_000, b(1_000, 0), 100, 2, reserve(0), r(true, 0, 9_100, 100, 0)),
+        (
+            9_000,
+            b(1_000, 0),
+            100,
+            2,
+            reserve(0),
+            r(true, 0, 9_100, 100, 0),
+        ),
         // A pause holds the key until it ends, whatever the bucket says.
-        (1_000, b(0, 3_000), 100, 5, reserve(10_000), r(true, 2_000, 3_100, 100, 2_000)),
+        (
+            1_000,
+            b(0, 3_000),
+            100,
+            5,
+            reserve(10_000),
+            r(true, 2_000, 3_100, 100, 2_000),
+        ),
         // Pausing moves tat so the key restarts at its rate, without a burst.
-        (1_000, b(1_000, 0), 100, 3, Op::Pause { retry_after: 2_000 }, r(true, 0, 3_200, 100, 2_000)),
+        (
+            1_000,
+            b(1_000, 0),
+            100,
+            3,
+            Op::Pause { retry_after: 2_000 },
+            r(true, 0, 3_200, 100, 2_000),
+        ),
         // A shorter pause never shortens a longer one.
-        (1_000, b(9_000, 8_000), 100, 1, Op::Pause { retry_after: 10 }, r(true, 0, 9_000, 100, 7_000)),
+        (
+            1_000,
+            b(9_000, 8_000),
+            100,
+            1,
+            Op::Pause { retry_after: 10 },
+            r(true, 0, 9_000, 100, 7_000),
+        ),
         // The last reservation gives its interval back; an earlier one cannot.
-        (1_000, b(1_500, 0), 100, 1, Op::Release { tat: 1_500 }, r(true, 0, 1_400, 100, 0)),
-        (1_000, b(1_600, 0), 100, 1, Op::Release { tat: 1_500 }, r(false, 0, 1_600, 100, 0)),
+        (
+            1_000,
+            b(1_500, 0),
+            100,
+            1,
+            Op::Release { tat: 1_500 },
+            r(true, 0, 1_400, 100, 0),
+        ),
+        (
+            1_000,
+            b(1_600, 0),
+            100,
+            1,
+            Op::Release { tat: 1_500 },
+            r(false, 0, 1_600, 100, 0),
+        ),
     ]
 }
 
