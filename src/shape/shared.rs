@@ -18,7 +18,7 @@ mod client;
 mod fallback;
 pub mod gcra;
 mod lease;
-mod stats;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};

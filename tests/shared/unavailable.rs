@@ -28,6 +28,12 @@ async fn statuses(inst: &Instance, n: usize) -> Vec<u16> {
     out
 }
 
+async fn scrape(inst: &Instance) -> String {
+    let (status, _, body) = get(&client(), &format!("http://{}/metrics", inst.admin)).await;
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 async fn run_mode(mode: &str) -> Option<(Vec<u16>, Vec<u16>, Instance, Redis)> {
     let mut redis = Redis::start()?;
     let up = start_counting().await;
@@ -45,6 +51,19 @@ async fn run_mode(mode: &str) -> Option<(Vec<u16>, Vec<u16>, Instance, Redis)> {
         other => other,
     };
     assert_eq!(status.mode, expected);
+    let metrics = scrape(&inst).await;
+    let line = format!("pacer_shared_mode{{limit=\"l\",mode=\"{expected}\"}} 1");
+    assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    assert!(
+        metrics.contains("pacer_shared_redis_call_seconds_count"),
+        "{metrics}"
+    );
+    let errors: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("pacer_shared_redis_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(errors >= 1, "no Redis error counted:\n{metrics}");
     redis.restart();
     wait_health(&inst.limits, Health::Up).await;
     let back = statuses(&inst, 1).await;

@@ -60,6 +60,11 @@ impl Store {
         store
     }
 
+    /// The client's latency and error series, for the metrics registry.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     pub fn health(&self) -> Health {
         *self.health.borrow()
     }
