@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use self::client::{Health, Store};
-use self::gcra::{Op, Reply};
+use self::gcra::{Aimd, Live, Op, Params, Reply};
 use self::lease::Leases;
 pub use self::lease::LEASE;
 use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit};
@@ -159,12 +159,25 @@ impl SharedLimiter {
         held.armed = false;
     }
 
+    /// What this instance asks with: the configured rate (a live change in Redis overrides it)
+    /// and AIMD settings.
+    fn params(&self) -> Params {
+        Params {
+            interval: self.config.rate.map_or(0, interval_us),
+            burst: u64::from(self.config.burst.max(1)),
+            aimd: self.config.adaptive.map(|a| Aimd {
+                factor: a.factor,
+                floor: a.floor.clamp(0.0, 1.0),
+                step: a.step,
+                every: micros(a.interval).max(1),
+            }),
+        }
+    }
+
     /// A GCRA call with this limit's parameters; notes any pause it reports.
     async fn gcra(&self, key: LimitKey, op: Op) -> Result<Reply, client::Unavailable> {
-        let interval = self.interval.load(Ordering::Relaxed);
-        let burst = self.burst.load(Ordering::Relaxed);
         let reply = (self.store)
-            .gcra(&self.config.name, key.0, interval, burst, op)
+            .gcra(&self.config.name, key.0, self.params(), op)
             .await?;
         self.interval.store(reply.interval, Ordering::Relaxed);
         if reply.paused_for > 0 {
@@ -197,27 +210,44 @@ impl SharedLimiter {
         }
     }
 
-    /// Reads the live parameters back from Redis (a change made on another instance).
+    /// Reads the live parameters back from Redis (a change or an AIMD cut made by another
+    /// instance), with Redis's clock for the AIMD share.
     async fn refresh(&self) {
         let key = self.store.params_key(&self.config.name);
+        type Read = (
+            (Option<u64>, Option<u64>, Option<f64>, Option<u64>),
+            (u64, u64),
+        );
         let read = self
             .store
             .call(|mut c| async move {
-                redis::cmd("HMGET")
+                redis::pipe()
+                    .cmd("HMGET")
                     .arg(&key)
-                    .arg("interval")
-                    .arg("burst")
-                    .query_async::<(Option<u64>, Option<u32>)>(&mut c)
+                    .arg(&["interval", "burst", "cut_to", "cut_at"])
+                    .cmd("TIME")
+                    .query_async::<Read>(&mut c)
                     .await
             })
             .await;
-        if let Ok((interval, burst)) = read {
-            let base = self.config.rate.map_or(0, interval_us);
-            self.interval
-                .store(interval.unwrap_or(base), Ordering::Relaxed);
-            let burst = burst.unwrap_or(self.config.burst.max(1));
-            self.burst.store(burst, Ordering::Relaxed);
-        }
+        let Ok(((interval, burst, cut_to, cut_at), (secs, micros))) = read else {
+            return;
+        };
+        let live = Live {
+            interval,
+            burst,
+            cut_to,
+            cut_at,
+        };
+        let params = self.params();
+        let now = secs * 1_000_000 + micros;
+        let share = gcra::share(now, &live, params.aimd);
+        let base = interval.unwrap_or(params.interval);
+        self.interval
+            .store(gcra::effective(base, share), Ordering::Relaxed);
+        let burst = burst.unwrap_or(params.burst);
+        self.burst
+            .store(u32::try_from(burst).unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
     /// This limit's state in Redis terms, for `/status`.
@@ -254,17 +284,12 @@ impl Limiter for SharedLimiter {
         if self.config.mode == Mode::Observe {
             return;
         }
-        let store = self.store.clone();
-        let (name, interval, burst) = (
-            self.config.name.clone(),
-            self.interval.load(Ordering::Relaxed),
-            self.burst.load(Ordering::Relaxed),
-        );
+        let (store, name, params) = (self.store.clone(), self.config.name.clone(), self.params());
         let op = Op::Pause {
             retry_after: micros(retry_after),
         };
         spawn(async move {
-            let _ = store.gcra(&name, key.0, interval, burst, op).await;
+            let _ = store.gcra(&name, key.0, params, op).await;
         });
     }
 
@@ -305,24 +330,25 @@ impl Limiter for SharedLimiter {
         if let (Some(leases), Some(cap)) = (&self.leases, update.concurrency) {
             leases.set_cap(cap);
         }
-        let store = self.store.clone();
-        let key = store.params_key(&self.config.name);
-        let fields = (
-            self.interval.load(Ordering::Relaxed),
-            self.burst.load(Ordering::Relaxed),
-            self.leases.as_ref().map_or(0, Leases::cap),
-        );
+        // Only what the change names: the rest (and an AIMD cut) stays as Redis has it.
+        let fields: Vec<(&'static str, u64)> = [
+            ("interval", update.rate.map(interval_us)),
+            ("burst", update.burst.map(u64::from)),
+            ("concurrency", update.concurrency.map(u64::from)),
+        ]
+        .into_iter()
+        .filter_map(|(f, v)| Some((f, v?)))
+        .collect();
+        if fields.is_empty() {
+            return Ok(self.state());
+        }
+        let (store, key) = (self.store.clone(), self.store.params_key(&self.config.name));
         spawn(async move {
             let _ = store
                 .call(|mut c| async move {
                     redis::cmd("HSET")
                         .arg(&key)
-                        .arg("interval")
-                        .arg(fields.0)
-                        .arg("burst")
-                        .arg(fields.1)
-                        .arg("concurrency")
-                        .arg(fields.2)
+                        .arg(&fields)
                         .query_async::<()>(&mut c)
                         .await
                 })
@@ -352,13 +378,9 @@ impl Drop for Reserved<'_> {
             return;
         }
         let (store, name, key) = (l.store.clone(), l.config.name.clone(), self.key.0);
-        let (interval, burst) = (
-            l.interval.load(Ordering::Relaxed),
-            l.burst.load(Ordering::Relaxed),
-        );
-        let op = Op::Release { tat: self.tat };
+        let (params, op) = (l.params(), Op::Release { tat: self.tat });
         spawn(async move {
-            let _ = store.gcra(&name, key, interval, burst, op).await;
+            let _ = store.gcra(&name, key, params, op).await;
         });
     }
 }

@@ -154,3 +154,25 @@ async fn a_live_change_on_one_instance_reaches_all() {
     assert_eq!(status, 429);
     assert_eq!(json(&body)["code"], "pacer.rate.limited");
 }
+
+/// AIMD on a shared limit: a 429 through one instance cuts the rate of every instance.
+#[tokio::test]
+async fn an_adaptive_cut_on_one_instance_slows_all() {
+    let Some(redis) = Redis::start() else { return };
+    let up = start_counting().await;
+    let limit =
+        "{ rate: 100/s, key: token, shared: true, adaptive: { factor: 0.5, interval: 1h } }";
+    let yaml = config(&redis, &up, limit, "");
+    let a = start_shared(&yaml).await;
+    let b = start_shared(&yaml).await;
+    up.seen.retry_after_secs.store(1, Ordering::SeqCst);
+    up.seen.throttle.lock().unwrap().insert("cut-token".into());
+    let c = client();
+    assert_eq!(send(&c, with_token(&a.url("/x"), "cut-token")).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, _, body) = get(&c, &format!("http://{}/status", b.admin)).await;
+    let l = &json(&body)["limits"][0];
+    assert_eq!(l["rate"], 100.0, "{l}");
+    let effective = l["effective_rate"].as_f64().unwrap();
+    assert!((effective - 50.0).abs() < 0.01, "{l}");
+}

@@ -13,7 +13,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::gcra::{Op, Reply};
+use super::gcra::{Op, Params, Reply};
 use super::stats::Stats;
 use crate::config::SharedStore;
 
@@ -79,14 +79,12 @@ impl Store {
         format!("{}:{limit}:params", self.config.key_prefix)
     }
 
-    /// One GCRA operation on a key's bucket; `interval` and `burst` apply unless live ones are
-    /// set in Redis.
+    /// One GCRA operation on a key's bucket; `params` apply unless live ones are set in Redis.
     pub async fn gcra(
         &self,
         limit: &str,
         key: u64,
-        interval: u64,
-        burst: u32,
+        params: Params,
         op: Op,
     ) -> Result<Reply, Unavailable> {
         let (name, arg) = match op {
@@ -99,9 +97,13 @@ impl Store {
             .key(self.params_key(limit))
             .arg(name)
             .arg("")
-            .arg(interval)
-            .arg(burst)
+            .arg(params.interval)
+            .arg(params.burst)
             .arg(arg);
+        match params.aimd {
+            Some(a) => call.arg(a.factor).arg(a.floor).arg(a.step).arg(a.every),
+            None => call.arg("").arg("").arg("").arg(""),
+        };
         let reply: (u8, u64, u64, u64, u64) = self
             .call(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await?;

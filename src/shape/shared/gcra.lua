@@ -2,12 +2,15 @@
 -- src/shape/shared/gcra.rs, which explains the arithmetic; both pass the same cases.
 --
 -- KEYS[1]  the key's bucket, a hash: tat (theoretical arrival time), pause (paused until)
--- KEYS[2]  the limit's live parameters, a hash: interval, burst (absent: ARGV's)
--- ARGV     op, now (empty: Redis TIME), interval, burst, arg
+-- KEYS[2]  the limit's live parameters, a hash: interval, burst (absent: ARGV's), and the
+--          AIMD state cut_to (share of the rate after the last cut), cut_at (its time)
+-- ARGV     op, now (empty: Redis TIME), interval, burst, arg, and for adaptive limits
+--          factor, floor, step, step interval (all empty otherwise)
 --          op reserve: arg = longest wait the caller accepts
---          op pause:   arg = Retry-After
+--          op pause:   arg = Retry-After; an adaptive limit's rate is cut too
 --          op release: arg = the tat a reservation left, to give back if still the last
--- All times are microseconds. Returns {granted, wait, tat, interval, paused_for}.
+-- All times are microseconds. Returns {granted, wait, tat, interval, paused_for}, interval
+-- being the effective one (after AIMD).
 local op = ARGV[1]
 local now
 if ARGV[2] ~= '' then
@@ -16,10 +19,24 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local live = redis.call('HMGET', KEYS[2], 'interval', 'burst')
-local interval = tonumber(live[1]) or tonumber(ARGV[3])
+local live = redis.call('HMGET', KEYS[2], 'interval', 'burst', 'cut_to', 'cut_at')
+local base = tonumber(live[1]) or tonumber(ARGV[3])
 local burst = tonumber(live[2]) or tonumber(ARGV[4])
 local arg = tonumber(ARGV[5])
+local factor, floor, step, every = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+
+-- The share of the base rate in force: the last cut plus one step per clean interval since.
+local function share()
+  local cut_to, cut_at = tonumber(live[3]), tonumber(live[4])
+  if not factor or not cut_to or not cut_at then
+    return 1
+  end
+  local f = cut_to + math.floor(math.max(now - cut_at, 0) / every) * step
+  return math.min(f, 1)
+end
+
+local fraction = share()
+local interval = math.floor(base / fraction)
 local b = redis.call('HMGET', KEYS[1], 'tat', 'pause')
 local tat = tonumber(b[1]) or 0
 local pause = tonumber(b[2]) or 0
@@ -46,6 +63,12 @@ if op == 'reserve' then
   store(new, pause)
   return {1, wait, new, interval, paused_for(pause)}
 elseif op == 'pause' then
+  if factor then
+    fraction = math.min(math.max(fraction * factor, floor), 1)
+    redis.call('HSET', KEYS[2], 'cut_to', string.format('%.17g', fraction), 'cut_at', string.format('%d', now))
+    interval = math.floor(base / fraction)
+    tau = interval * (burst - 1)
+  end
   local p = math.max(pause, now + arg)
   local t = math.max(tat, p + tau)
   store(t, p)
