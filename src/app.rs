@@ -154,6 +154,18 @@ pub fn describe(config: &Config) -> String {
             u.name, u.base_url, u.hosts
         );
     }
+    if let Some(s) = &config.shared {
+        let _ = writeln!(
+            out,
+            "shared: redis {} prefix {:?} timeout {:?} on_unavailable {:?} instances {} limits {:?}",
+            s.redis_redacted(),
+            s.key_prefix,
+            s.timeout,
+            s.on_unavailable,
+            s.instances,
+            s.limits
+        );
+    }
     for l in &config.limits {
         let rate = l.rate.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(

@@ -252,15 +252,22 @@ pub struct SharedStore {
     pub limits: Vec<String>,
 }
 
-impl std::fmt::Debug for SharedStore {
-    // Neither the Redis password nor the key secret may reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl SharedStore {
+    /// The Redis URL with its password (if any) replaced, for logs and `pacer check`.
+    pub fn redis_redacted(&self) -> String {
         let mut url = self.redis.clone();
         if url.password().is_some() {
             let _ = url.set_password(Some("redacted"));
         }
+        url.to_string()
+    }
+}
+
+impl std::fmt::Debug for SharedStore {
+    // Neither the Redis password nor the key secret may reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedStore")
-            .field("redis", &url.as_str())
+            .field("redis", &self.redis_redacted())
             .field("key_prefix", &self.key_prefix)
             .field("key_secret", &"<redacted>")
             .field("timeout", &self.timeout)

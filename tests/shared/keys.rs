@@ -97,3 +97,21 @@ fn the_shared_section_is_checked() {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
 }
+
+#[test]
+fn the_redis_password_never_shows() {
+    set_secrets();
+    let yaml = format!(
+        "upstreams:\n  up: {{ base_url: 'http://127.0.0.1:1' }}\nshared:\n  redis: redis://:hunter2@127.0.0.1:6379/0\n  key_secret_env: {SECRET_ENV}\nlimits:\n  l: {{ rate: 1/s, shared: true }}\n"
+    );
+    let config = pacer::Config::parse(&yaml, std::path::Path::new(".")).unwrap();
+    let described = pacer::app::describe(&config);
+    assert!(
+        described.contains("redis://:redacted@127.0.0.1:6379/0"),
+        "{described}"
+    );
+    for shown in [described, format!("{config:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("test-secret"), "{shown}");
+    }
+}
