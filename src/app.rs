@@ -51,6 +51,7 @@ impl App {
         let admission = Arc::new(Admission::new(&config)?);
         let limits = Arc::new(Limits::new(&config));
         let metrics = Arc::new(Metrics::new(&config));
+        metrics.adopt_shared(&limits);
         let leaves = interception(&config)?;
         let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
         let deadline = DrainDeadline::default();
@@ -172,6 +173,18 @@ pub fn describe(config: &Config) -> String {
             u.name,
             u.base_url,
             u.hosts.join(", ")
+        );
+    }
+    if let Some(s) = &config.shared {
+        let _ = writeln!(
+            out,
+            "shared: redis {} prefix {:?} timeout {:?} on_unavailable {:?} instances {} limits {:?}",
+            s.redis_redacted(),
+            s.key_prefix,
+            s.timeout,
+            s.on_unavailable,
+            s.instances,
+            s.limits
         );
     }
     for l in &config.limits {

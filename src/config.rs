@@ -49,6 +49,8 @@ pub struct Config {
     /// then refused with 403).
     pub intercept: Option<Intercept>,
     pub proxy_auth: Option<ProxyAuth>,
+    /// Where limits with `shared: true` keep their state. None when not configured.
+    pub shared: Option<SharedStore>,
 }
 
 /// One upstream API.
@@ -307,6 +309,61 @@ impl std::fmt::Debug for ProxyAuth {
     }
 }
 
+/// `shared:`: the Redis that shared limits live in, and what to do without it.
+#[derive(Clone)]
+pub struct SharedStore {
+    /// `redis://` URL, with `PACER_REDIS_PASSWORD` put in when the URL has no password.
+    pub redis: url::Url,
+    /// Instances with the same prefix (and secret) share their limits.
+    pub key_prefix: String,
+    /// The HMAC key for limit keys in Redis, read from the `key_secret_env` variable.
+    pub key_secret: Vec<u8>,
+    /// Longest wait for one Redis call; past it Redis counts as unavailable.
+    pub timeout: Duration,
+    pub on_unavailable: OnUnavailable,
+    /// How many instances share the budget: each takes `1/instances` when falling back.
+    pub instances: u32,
+    /// Names of the limits with `shared: true`; the others stay in-process.
+    pub limits: Vec<String>,
+}
+
+impl SharedStore {
+    /// The Redis URL with its password (if any) replaced, for logs and `pacer check`.
+    pub fn redis_redacted(&self) -> String {
+        let mut url = self.redis.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("redacted"));
+        }
+        url.to_string()
+    }
+}
+
+impl std::fmt::Debug for SharedStore {
+    // Neither the Redis password nor the key secret may reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore")
+            .field("redis", &self.redis_redacted())
+            .field("key_prefix", &self.key_prefix)
+            .field("key_secret", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("on_unavailable", &self.on_unavailable)
+            .field("instances", &self.instances)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// What a shared limit does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Enforce the limit in-process at `1/instances` of it.
+    Local,
+    /// Answer 503 `pacer.shared.unavailable`.
+    Reject,
+    /// Let requests through unshaped (and count them).
+    Allow,
+}
+
 impl Config {
     /// Reads and validates a config file. Relative paths inside it resolve against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -328,5 +385,12 @@ impl Config {
 
     pub fn limit(&self, name: &str) -> Option<&Limit> {
         self.limits.iter().find(|l| l.name == name)
+    }
+
+    /// Whether the limit with this name is shared through Redis (`shared: true`).
+    pub fn is_shared(&self, name: &str) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.limits.iter().any(|l| l == name))
     }
 }

@@ -90,6 +90,10 @@ pub enum Error {
     #[error("limit {limit} tracks its maximum number of keys; new keys are refused until idle ones expire")]
     KeysExhausted { limit: String },
 
+    /// A shared limit's Redis cannot be reached and `shared.on_unavailable` is `reject`.
+    #[error("limit {limit} is shared through Redis, which cannot be reached now")]
+    SharedUnavailable { limit: String },
+
     /// The process is draining for shutdown.
     #[error("pacer is shutting down")]
     ShuttingDown,
@@ -113,7 +117,9 @@ impl Error {
             QueueFull { .. } | QueueTimeout { .. } | RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            KeysExhausted { .. } | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            KeysExhausted { .. } | SharedUnavailable { .. } | ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -136,6 +142,7 @@ impl Error {
             QueueTimeout { .. } => "pacer.queue.timeout",
             RateLimited { .. } => "pacer.rate.limited",
             KeysExhausted { .. } => "pacer.keys.exhausted",
+            SharedUnavailable { .. } => "pacer.shared.unavailable",
             ShuttingDown => "pacer.shutting_down",
         }
     }

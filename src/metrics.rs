@@ -14,6 +14,7 @@
 
 mod labels;
 mod scrape;
+mod shared;
 
 use std::time::Duration;
 

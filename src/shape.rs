@@ -7,10 +7,12 @@
 //!
 //! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
 //! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, FIFO queue, slots, pause).
+//! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
 pub mod key;
 pub mod layer;
 mod local;
+pub mod shared;
 
 use std::any::Any;
 use std::future::Future;
@@ -192,4 +194,9 @@ pub trait Limiter: Send + Sync + 'static {
 
     /// Applies a live change for all keys at once.
     fn update(&self, update: LimitUpdate) -> Result<LimitState, String>;
+
+    /// For a limit shared through Redis: its shared mode, for `/status`. None for local limits.
+    fn shared(&self) -> Option<shared::SharedState> {
+        None
+    }
 }

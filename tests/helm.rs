@@ -13,6 +13,8 @@ mod support;
 
 #[path = "helm/chart.rs"]
 mod chart;
+#[path = "helm/shared.rs"]
+mod shared;
 #[path = "helm/sidecar.rs"]
 mod sidecar;
 #[path = "helm/values.rs"]
@@ -189,6 +191,8 @@ pub fn pacer_check(config: &str) -> String {
     let out = run(
         Command::new(env!("CARGO_BIN_EXE_pacer"))
             .args(["check", "--config", path.to_str().unwrap()])
+            // What the chart's Secret gives a shared config (ci/three-replicas-values.yaml).
+            .env("PACER_SHARED_SECRET", "a-test-secret-of-32-bytes-length")
             .env("RUST_LOG", "warn"),
         HELM_TIMEOUT,
     )

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{error, json, AdminResponse};
 use crate::config::{Quota, Rate};
 use crate::shape::layer::Limits;
+use crate::shape::shared::SharedState;
 use crate::shape::{LimitState, LimitUpdate};
 
 /// A change is a few dozen bytes of JSON; anything much larger is a mistake.
@@ -46,6 +47,18 @@ struct LimitStatus {
     /// RFC 3339, UTC; absent when no key is paused.
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_until: Option<String>,
+    /// For a limit shared through Redis: whether it is shared now or falling back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared: Option<SharedState>,
+}
+
+impl LimitStatus {
+    fn of(limiter: &dyn crate::shape::Limiter, state: LimitState) -> LimitStatus {
+        LimitStatus {
+            shared: limiter.shared(),
+            ..LimitStatus::from(state)
+        }
+    }
 }
 
 impl From<LimitState> for LimitStatus {
@@ -57,6 +70,7 @@ impl From<LimitState> for LimitStatus {
         LimitStatus {
             state,
             paused_until,
+            shared: None,
         }
     }
 }
@@ -68,7 +82,7 @@ pub(super) fn status(limits: &Limits, draining: bool) -> AdminResponse {
         limits: limits
             .limiters()
             .iter()
-            .map(|l| LimitStatus::from(l.state()))
+            .map(|l| LimitStatus::of(l.as_ref(), l.state()))
             .collect(),
     };
     json(StatusCode::OK, &doc)
@@ -76,7 +90,10 @@ pub(super) fn status(limits: &Limits, draining: bool) -> AdminResponse {
 
 pub(super) fn get(limits: &Limits, name: &str) -> AdminResponse {
     match limits.by_name(name) {
-        Some(limiter) => json(StatusCode::OK, &LimitStatus::from(limiter.state())),
+        Some(limiter) => json(
+            StatusCode::OK,
+            &LimitStatus::of(limiter.as_ref(), limiter.state()),
+        ),
         None => unknown(limits, name),
     }
 }
@@ -93,7 +110,7 @@ pub(super) async fn put(limits: &Limits, name: &str, body: Incoming) -> AdminRes
         Ok(state) => {
             let change = describe_update(&update);
             tracing::info!(limit = name, %change, "limit changed through the admin API");
-            json(StatusCode::OK, &LimitStatus::from(state))
+            json(StatusCode::OK, &LimitStatus::of(limiter.as_ref(), state))
         }
         Err(msg) => invalid(msg),
     }

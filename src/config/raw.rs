@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub admin: Option<Text>,
     pub intercept: Option<RawIntercept>,
     pub proxy_auth: Option<RawProxyAuth>,
+    pub shared: Option<RawShared>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +82,7 @@ pub struct RawLimit {
     pub max_keys: Option<Spanned<u64>>,
     pub key_idle: Option<Text>,
     pub adaptive: Option<RawAdaptive>,
+    pub shared: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +156,18 @@ pub struct RawIntercept {
 pub struct RawProxyAuth {
     pub username: Text,
     pub password: Text,
+}
+
+/// `shared:`: the Redis that limits with `shared: true` keep their state in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShared {
+    pub redis: Option<Text>,
+    pub key_prefix: Option<Text>,
+    pub key_secret_env: Option<Text>,
+    pub timeout: Option<Text>,
+    pub on_unavailable: Option<Text>,
+    pub instances: Option<Spanned<u64>>,
 }
 
 /// A YAML map from user-chosen names (upstreams, limits), kept in file order.

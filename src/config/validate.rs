@@ -7,6 +7,7 @@
 mod limit;
 mod route;
 mod sections;
+mod shared;
 mod upstream;
 
 pub(super) use self::limit::{parse_quota, parse_rate};
@@ -48,6 +49,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         admin: sections::admin(&mut errs, raw.admin.as_ref(), listen),
         intercept: sections::intercept(&mut errs, raw.intercept.as_ref(), base),
         proxy_auth: sections::proxy_auth(&mut errs, raw.proxy_auth.as_ref()),
+        shared: shared::shared(&mut errs, raw.shared.as_ref(), raw.limits.as_ref()),
     };
     errs.finish(config)
 }

@@ -3,7 +3,9 @@
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
+use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use sha2::Sha256;
 
 use crate::config::KeyKind;
 
@@ -30,6 +32,54 @@ pub fn key_for(kind: &KeyKind, headers: &HeaderMap, client_ip: IpAddr) -> LimitK
             .get(name)
             .map(|v| hash_bytes(v.as_bytes()))
             .unwrap_or(LimitKey(1)),
+    }
+}
+
+/// Keys of shared limits: HMAC-SHA-256 with the shared secret, truncated to 64 bits. Equal in
+/// every instance with the same secret (the per-process seed of [`key_for`] is not), and what
+/// Redis holds can be neither reversed nor matched against a token without the secret.
+#[derive(Clone)]
+pub struct SharedKeys {
+    mac: Hmac<Sha256>,
+}
+
+impl SharedKeys {
+    pub fn new(secret: &[u8]) -> SharedKeys {
+        SharedKeys {
+            // HMAC takes keys of any length; the error type exists for other MACs.
+            mac: Hmac::new_from_slice(secret).expect("HMAC accepts any key length"),
+        }
+    }
+
+    /// The key of a request for a shared limit of `kind`; global and missing as in [`key_for`].
+    pub fn key_for(&self, kind: &KeyKind, headers: &HeaderMap, client_ip: IpAddr) -> LimitKey {
+        match kind {
+            KeyKind::Global => LimitKey::GLOBAL,
+            KeyKind::Token => headers
+                .get(http::header::AUTHORIZATION)
+                .map_or(LimitKey(1), |v| self.mac(b"t", bearer(v.as_bytes()))),
+            KeyKind::ClientIp => self.mac(b"i", client_ip.to_string().as_bytes()),
+            KeyKind::Header(name) => headers
+                .get(name)
+                .map_or(LimitKey(1), |v| self.mac(b"h", v.as_bytes())),
+        }
+    }
+
+    /// The kind is part of the input so a token and a header with the same value differ.
+    fn mac(&self, kind: &[u8], bytes: &[u8]) -> LimitKey {
+        let mut mac = self.mac.clone();
+        mac.update(kind);
+        mac.update(b":");
+        mac.update(bytes);
+        let out = mac.finalize().into_bytes();
+        let first: [u8; 8] = out[..8].try_into().expect("SHA-256 gives 32 bytes");
+        LimitKey(u64::from_be_bytes(first).max(2))
+    }
+}
+
+impl std::fmt::Debug for SharedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedKeys(<secret>)")
     }
 }
 
@@ -82,4 +132,22 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(key_for(&KeyKind::Token, &HeaderMap::new(), ip), LimitKey(1));
     }
+
+    #[test]
+    fn shared_keys_are_equal_across_instances_and_differ_per_secret() {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let h = headers("Bearer abc");
+        let one = SharedKeys::new(b"0123456789abcdef");
+        let two = SharedKeys::new(b"0123456789abcdef");
+        let other = SharedKeys::new(b"fedcba9876543210");
+        let k = one.key_for(&KeyKind::Token, &h, ip);
+        assert_eq!(k, two.key_for(&KeyKind::Token, &h, ip));
+        assert_ne!(k, other.key_for(&KeyKind::Token, &h, ip));
+        assert_ne!(k, one.key_for(&KeyKind::Token, &headers("Bearer abd"), ip));
+        // HMAC-SHA-256("0123456789abcdef", "t:abc"), first 8 bytes: a fixed value, so a change
+        // of derivation (which would split a fleet running two versions) fails here.
+        assert_eq!(format!("{:016x}", k.0), EXPECTED_TOKEN_KEY);
+    }
+
+    const EXPECTED_TOKEN_KEY: &str = "cff1066af8a6c3f6";
 }

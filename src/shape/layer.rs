@@ -5,6 +5,7 @@
 //! truly in flight upstream, streaming included.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +14,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time::Instant;
 
-use super::key::key_for;
+use super::key::{key_for, SharedKeys};
+use super::shared::{SharedLimiter, Store};
 use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
 use crate::config::{Config, Limit};
 use crate::error::Error;
@@ -31,21 +33,43 @@ pub struct Limits {
     routes: Vec<Vec<usize>>,
     /// Per route index, the limit indices whose keys an upstream 429 pauses.
     pauses: Vec<Vec<usize>>,
+    /// Per limit index, whether it is shared through Redis.
+    shared: Vec<bool>,
+    /// The Redis of the `shared:` section and its key HMAC, when a limit is shared.
+    store: Option<(Arc<Store>, SharedKeys)>,
 }
 
 // === impl Limits ===
 
 impl Limits {
+    /// Limits with `shared: true` go through one Redis store, connected in the background.
     pub fn new(config: &Config) -> Limits {
+        let store = config
+            .shared
+            .as_ref()
+            .filter(|s| !s.limits.is_empty())
+            .map(|s| (Store::new(s.clone()), SharedKeys::new(&s.key_secret)));
+        let limiters = config
+            .limits
+            .iter()
+            .map(|l| match &store {
+                Some((store, _)) if config.is_shared(&l.name) => {
+                    SharedLimiter::new(l.clone(), store.clone()) as Arc<dyn Limiter>
+                }
+                _ => Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>,
+            })
+            .collect();
         Limits {
-            limiters: config
-                .limits
-                .iter()
-                .map(|l| Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>)
-                .collect(),
+            limiters,
             configs: config.limits.clone(),
             routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
             pauses: config.routes.iter().map(|r| r.pause.clone()).collect(),
+            shared: config
+                .limits
+                .iter()
+                .map(|l| config.is_shared(&l.name))
+                .collect(),
+            store,
         }
     }
 
@@ -54,6 +78,21 @@ impl Limits {
         route
             .and_then(|r| self.pauses.get(r))
             .is_some_and(|p| p.contains(&index))
+    }
+
+    /// The key a request counts against for limit `index`: an HMAC equal in every instance for
+    /// shared limits, the process's own hash for local ones.
+    pub fn key_for(&self, index: usize, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
+        let cfg = &self.configs[index];
+        match &self.store {
+            Some((_, keys)) if self.shared[index] => keys.key_for(&cfg.key, headers, ip),
+            _ => key_for(&cfg.key, headers, ip),
+        }
+    }
+
+    /// The Redis store of shared limits, if any limit is shared.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref().map(|(s, _)| s)
     }
 
     pub fn limiters(&self) -> &[Arc<dyn Limiter>] {
@@ -199,7 +238,7 @@ where
         let mut passed = Passed::default();
         for &i in limits.for_route(route) {
             let cfg = &limits.configs[i];
-            let key = key_for(&cfg.key, req.headers(), client_ip);
+            let key = limits.key_for(i, req.headers(), client_ip);
             let acquire = Acquire {
                 key,
                 deadline: start + cfg.queue.max_wait,
@@ -279,6 +318,7 @@ fn rejection_reason(err: &Error) -> &'static str {
         Error::RateLimited { .. } => "rate_limited",
         Error::KeysExhausted { .. } => "keys_exhausted",
         Error::ShuttingDown => "shutting_down",
+        Error::SharedUnavailable { .. } => "shared_unavailable",
         _ => "other",
     }
 }

@@ -112,7 +112,7 @@ fn the_jmeter_example_is_current_and_has_both_containers() {
 
 /// NOTES.txt, rendered: helm template does not render it, so a copy of the chart gets a
 /// template that renders it into a ConfigMap.
-fn notes(helm: &Path, args: &[&str]) -> String {
+pub fn notes(helm: &Path, args: &[&str]) -> String {
     let dir = TempDir::new("notes");
     let chart = dir.path().join("pacer");
     let status = Command::new("cp")

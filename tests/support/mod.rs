@@ -129,6 +129,28 @@ async fn start_app(app: pacer::app::App) -> (Running, Arc<pacer::shape::layer::L
     (running, limits)
 }
 
+/// Starts a built app with an admin listener too: the proxy, its limits and the admin address.
+pub async fn start_app_admin(
+    app: pacer::app::App,
+) -> (Running, Arc<pacer::shape::layer::Limits>, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (tx, stop) = stop_pair();
+    let limits = app.limits().clone();
+    let listeners = pacer::app::Listeners {
+        proxy: listener,
+        admin: Some(admin),
+    };
+    let task = tokio::spawn(app.serve(listeners, stop));
+    let running = Running {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    };
+    (running, limits, admin_addr)
+}
+
 /// Waits (bounded) until a limit's state satisfies `cond`; the limiter has no event to await.
 pub async fn wait_for_limit(
     limits: &pacer::shape::layer::Limits,
@@ -265,6 +287,8 @@ fn response_complete(bytes: &[u8]) -> bool {
     }
 }
 
+pub mod counting;
+pub mod redis;
 pub mod faulty;
 pub mod tunnel;
 pub mod upstream;

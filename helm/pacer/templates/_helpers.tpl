@@ -93,8 +93,69 @@ intercept:
   ca_cert: {{ include "pacer.caDir" . }}/ca.crt
   ca_key: {{ include "pacer.caDir" . }}/ca.key
 {{- end }}
+{{- include "pacer.sharedConfig" . }}
 # The rest: the chart's `config` value.
 {{ with $v.config }}{{ toYaml . }}{{ end }}
+{{- end -}}
+
+{{/*
+The `shared:` section, from the shared values, when shared.redis.url is set. The secrets reach
+pacer as environment variables (pacer.sharedEnv), never through the ConfigMap.
+*/}}
+{{- define "pacer.sharedConfig" -}}
+{{- $v := .v -}}
+{{- $s := $v.shared | default dict -}}
+{{- $url := (($s.redis | default dict).url | default "") -}}
+{{- if $url -}}
+{{- if hasKey $v.config "shared" -}}
+{{- fail "config.shared is set by the chart from the shared values; remove it from config" -}}
+{{- end -}}
+{{- if not (($s.keySecret | default dict).existingSecret) -}}
+{{- fail "shared.keySecret.existingSecret is required with shared.redis.url: a Secret with the HMAC secret that keys in Redis are made with" -}}
+{{- end }}
+# shared: set by the chart from the shared values; instances is replicaCount.
+shared:
+  redis: {{ $url | quote }}
+  key_prefix: {{ $s.keyPrefix | default (include "pacer.fullname" .) | quote }}
+  key_secret_env: PACER_SHARED_SECRET
+  timeout: {{ $s.timeout | default "50ms" | quote }}
+  on_unavailable: {{ $s.onUnavailable | default "local" | quote }}
+  instances: {{ max 1 (int $v.replicaCount) }}
+{{- end -}}
+{{- end -}}
+
+{{/* The environment the shared section reads: the key secret, and the Redis password. */}}
+{{- define "pacer.sharedEnv" -}}
+{{- $v := .v -}}
+{{- $s := $v.shared | default dict -}}
+{{- if (($s.redis | default dict).url) }}
+- name: PACER_SHARED_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.keySecret.existingSecret | quote }}
+      key: {{ $s.keySecret.key | default "secret" | quote }}
+{{- if $s.redis.existingSecret }}
+- name: PACER_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.redis.existingSecret | quote }}
+      key: {{ $s.redis.passwordKey | default "password" | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The limits in config.limits without `shared: true`, comma-separated (empty when all are shared
+or there are none): with more than one replica, each of them lets through replicas times its rate.
+*/}}
+{{- define "pacer.unsharedLimits" -}}
+{{- $names := list -}}
+{{- range $name, $limit := (.Values.config.limits | default dict) -}}
+{{- if and $limit (not $limit.shared) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- join ", " $names -}}
 {{- end -}}
 
 {{/* Pod annotation value that changes whenever pacer.yaml does, so pods restart with it. */}}
@@ -125,6 +186,7 @@ tool's, and a native sidecar gets restartPolicy: Always.
       value: {{ $v.log.level | quote }}
     - name: PACER_LOG_FORMAT
       value: {{ $v.log.format | quote }}
+    {{- with include "pacer.sharedEnv" . | trim }}{{ . | nindent 4 }}{{ end }}
   ports:
     {{- if not .sidecar }}
     - name: proxy

@@ -52,11 +52,7 @@ where
             cfg.mode == config::Mode::Queue
                 && limits
                     .limiter(i)
-                    .paused_until(crate::shape::key::key_for(
-                        &cfg.key,
-                        &self.parts.headers,
-                        self.client_ip(),
-                    ))
+                    .paused_until(limits.key_for(i, &self.parts.headers, self.client_ip()))
                     .is_some_and(|p| p >= until)
         })
     }

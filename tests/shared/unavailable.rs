@@ -1,0 +1,106 @@
+//! Redis killed mid-run: each `on_unavailable` mode answers within the timeout, no request
+//! hangs, and shared mode resumes when Redis is back.
+
+use std::time::{Duration, Instant};
+
+use super::support::counting::start_counting;
+use super::support::redis::Redis;
+use super::support::*;
+use super::*;
+
+/// Sends `n` requests through `inst` one after the other; each must answer within 1 s.
+async fn statuses(inst: &Instance, n: usize) -> Vec<u16> {
+    let c = client();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let (status, _, body) = get(&c, &inst.url("/x")).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "a request took {:?}",
+            start.elapsed()
+        );
+        if status == 503 {
+            assert_eq!(json(&body)["code"], "pacer.shared.unavailable");
+        }
+        out.push(status.as_u16());
+    }
+    out
+}
+
+async fn scrape(inst: &Instance) -> String {
+    let (status, _, body) = get(&client(), &format!("http://{}/metrics", inst.admin)).await;
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+async fn run_mode(mode: &str) -> Option<(Vec<u16>, Vec<u16>, Instance, Redis)> {
+    let mut redis = Redis::start()?;
+    let up = start_counting().await;
+    // 3/s over 3 instances: this one's local share is 1/s, burst 1.
+    let limit = "{ rate: 3/s, burst: 3, mode: reject, shared: true }";
+    let extra = format!("  timeout: 50ms\n  on_unavailable: {mode}\n");
+    let yaml = config(&redis, &up, limit, &extra);
+    let inst = start_shared(&yaml).await;
+    assert_eq!(statuses(&inst, 1).await, [200]);
+    redis.kill();
+    let down = statuses(&inst, 3).await;
+    let status = inst.limits.by_name("l").unwrap().shared().unwrap();
+    let expected = match mode {
+        "local" => "local_fallback",
+        other => other,
+    };
+    assert_eq!(status.mode, expected);
+    let metrics = scrape(&inst).await;
+    let line = format!("pacer_shared_mode{{limit=\"l\",mode=\"{expected}\"}} 1");
+    assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    assert!(
+        metrics.contains("pacer_shared_redis_call_seconds_count"),
+        "{metrics}"
+    );
+    let errors: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("pacer_shared_redis_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(errors >= 1, "no Redis error counted:\n{metrics}");
+    redis.restart();
+    wait_health(&inst.limits, Health::Up).await;
+    let back = statuses(&inst, 1).await;
+    std::mem::forget(up);
+    Some((down, back, inst, redis))
+}
+
+#[tokio::test]
+async fn local_falls_back_to_a_share_of_the_limit() {
+    let Some((down, back, _inst, redis)) = run_mode("local").await else {
+        return;
+    };
+    // The local share is 1/s with burst 1: one passes, the rest are refused by the local limit.
+    assert_eq!(down, [200, 429, 429]);
+    assert_eq!(back, [200]);
+    assert!(
+        redis.cli(&["--scan"]).contains(":l:"),
+        "shared mode wrote to Redis again"
+    );
+}
+
+#[tokio::test]
+async fn reject_answers_503() {
+    let Some((down, back, _inst, _redis)) = run_mode("reject").await else {
+        return;
+    };
+    assert_eq!(down, [503, 503, 503]);
+    assert_eq!(back, [200]);
+}
+
+#[tokio::test]
+async fn allow_lets_requests_through_and_counts_them() {
+    let Some((down, back, inst, _redis)) = run_mode("allow").await else {
+        return;
+    };
+    assert_eq!(down, [200, 200, 200]);
+    assert_eq!(back, [200]);
+    let shared = inst.limits.by_name("l").unwrap().shared().unwrap();
+    assert_eq!(shared.unshaped, 3);
+}
