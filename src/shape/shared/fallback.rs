@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::client::Health;
 use super::SharedLimiter;
-use crate::config::{Limit, OnUnavailable, Rate};
+use crate::config::{Limit, OnUnavailable, Quota, Rate};
 use crate::error::Error;
 use crate::shape::{Acquire, LimitUpdate, Limiter, Permit};
 
@@ -37,6 +37,7 @@ pub(super) fn share(config: &Limit, instances: u32) -> Limit {
         rate: config.rate.map(|r| share_rate(r, n)),
         burst: (config.burst / n).max(1),
         concurrency: config.concurrency.map(|c| (c / n).max(1)),
+        quota: config.quota.map(|q| share_quota(q, n)),
         ..config.clone()
     }
 }
@@ -48,6 +49,15 @@ pub(super) fn share_update(update: &LimitUpdate, instances: u32) -> LimitUpdate 
         rate: update.rate.map(|r| share_rate(r, n)),
         burst: update.burst.map(|b| (b / n).max(1)),
         concurrency: update.concurrency.map(|c| (c / n).max(1)),
+        quota: update.quota.map(|q| share_quota(q, n)),
+    }
+}
+
+/// `count / n` per window (at least one), so the fleet together never holds more than the quota.
+fn share_quota(quota: Quota, n: u32) -> Quota {
+    Quota {
+        count: (quota.count / n).max(1),
+        ..quota
     }
 }
 
