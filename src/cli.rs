@@ -230,7 +230,7 @@ async fn generate(
     out: Option<PathBuf>,
     html: Option<PathBuf>,
 ) -> Result<(), CliError> {
-    use crate::generate::{ClientError, GenerateError};
+    use crate::generate::GenerateError;
     let scenario = crate::generate::Scenario::load(&path).map_err(|errors| CliError::Scenario {
         path: path.clone(),
         errors,
@@ -241,9 +241,7 @@ async fn generate(
     };
     let report = match crate::generate::run(scenario, &options).await {
         Ok(report) => report,
-        Err(e @ GenerateError::Client(ClientError::BadProxy(_))) => {
-            return Err(CliError::Usage(e.to_string()))
-        }
+        Err(e @ GenerateError::Client(_)) => return Err(CliError::Usage(e.to_string())),
         Err(e) => return Err(CliError::Runtime(e.into())),
     };
     print!("{}", report.table());

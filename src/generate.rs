@@ -69,12 +69,15 @@ pub enum GenerateError {
 /// Runs `scenario` to the end and reports what happened.
 pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, GenerateError> {
     let connect_timeout = scenario.timeout.min(CONNECT_TIMEOUT);
-    let client = client::HttpClient::new(options.proxy.as_deref(), connect_timeout)?;
+    let ca_file = scenario.ca_file.as_deref();
+    let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout, ca_file)?;
     let tokens = match &scenario.auth {
-        Some(auth) => Some(auth::Tokens::start(auth, &client).await?),
+        Some(auth) => {
+            let client = client::HttpClient::new(connector.clone());
+            Some(auth::Tokens::start(auth, &client).await?)
+        }
         None => None,
     };
-    let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout)?;
     let workers = workers::Workers::start().map_err(GenerateError::Threads)?;
     let engine = Arc::new(engine::Engine::new(scenario, connector, tokens, workers));
     let progress = progress::Progress::new(engine.scenario().duration(), options.progress);

@@ -1,0 +1,85 @@
+//! The generator as a CI step: HTTPS through pacer's interception with `tls.ca_file`, errors
+//! that name their cause, thresholds and exit codes.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use pacer::generate::{self, Options, Report, Scenario};
+use pacer::mock::MockConfig;
+use support::tunnel::pacer_with_ca;
+use support::*;
+
+async fn open_mock() -> Running {
+    start_mock(MockConfig {
+        default_limit: None,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn run(scenario: Scenario, proxy: Option<String>) -> Report {
+    let options = Options {
+        proxy,
+        progress: false,
+    };
+    tokio::time::timeout(Duration::from_secs(60), generate::run(scenario, &options))
+        .await
+        .expect("the run ends within 60 s")
+        .expect("the run starts")
+}
+
+/// Writes `yaml` as `dir/scenario.yaml` and loads it the way `pacer generate` does.
+fn scenario_file(dir: &Path, yaml: &str) -> Scenario {
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}\n---\n{yaml}"))
+}
+
+/// pacer intercepting `api.test` (TLS with its own CA) and forwarding to the plain-HTTP mock.
+async fn intercepting_pacer(dir: &Path, mock: &Running) -> Running {
+    let yaml = format!(
+        "upstreams:\n  mock: {{ base_url: 'http://{}', hosts: [api.test] }}\n",
+        mock.addr
+    );
+    let (pacer, ca) = pacer_with_ca(&yaml, dir).await;
+    assert_eq!(ca, dir.join("trusted-ca.pem"));
+    pacer
+}
+
+const HTTPS_LOAD: &str = "target: https://api.test
+auth: { token_url: 'https://api.test/oauth/token', client_id: a, client_secret: b }
+phases: [{ duration: 1s, rate: 20/s }]
+requests: [{ path: /api/v2/users }]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_through_pacers_interception_with_tls_ca_file() {
+    let mock = open_mock().await;
+    let dir = temp_dir("gen-tls");
+    let pacer = intercepting_pacer(&dir, &mock).await;
+    // Relative to the scenario file, as a user keeps the CA next to it.
+    let s = scenario_file(
+        &dir,
+        &format!("{HTTPS_LOAD}tls: {{ ca_file: trusted-ca.pem }}\n"),
+    );
+    let report = run(s, Some(format!("http://{}", pacer.addr))).await;
+    assert_eq!(report.total.status_count(200), 20, "{}", report.table());
+    let stats = mock_stats(&mock).await;
+    assert_eq!(stats["routes"]["GET /api/v2/users"]["requests"], 20);
+    assert_eq!(
+        stats["tokens_issued"], 1,
+        "the token came through pacer too"
+    );
+}
+
+#[test]
+fn a_missing_ca_file_is_a_scenario_error_with_its_line() {
+    let dir = temp_dir("gen-tls-missing");
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, format!("{HTTPS_LOAD}tls:\n  ca_file: nope.pem\n")).unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    assert!(e.starts_with("tls.ca_file, line 6: cannot read"), "{e}");
+    assert!(e.contains("nope.pem"), "{e}");
+}
