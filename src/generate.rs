@@ -21,6 +21,7 @@
 //! [`html`], `progress`.
 
 mod auth;
+mod cause;
 mod client;
 mod engine;
 pub mod html;
@@ -32,6 +33,7 @@ pub mod record;
 pub mod report;
 pub mod scenario;
 mod schedule;
+mod tunnel;
 mod workers;
 
 use std::path::Path;
@@ -40,7 +42,7 @@ use std::time::Duration;
 
 pub use self::auth::AuthError;
 pub use self::client::ClientError;
-pub use self::report::{Latency, PhaseSummary, Report, Second, Summary};
+pub use self::report::{ErrorCause, Latency, PhaseSummary, Report, Second, Summary};
 pub use self::scenario::{Load, Phase, RequestSpec, Scenario};
 
 /// Connecting takes at most this long, or the request timeout when that is shorter.
@@ -89,6 +91,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, Genera
         run.elapsed,
         &totals,
         &run.phases,
+        engine.recorder.causes(),
         run.timeline,
     ))
 }

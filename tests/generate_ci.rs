@@ -83,3 +83,86 @@ fn a_missing_ca_file_is_a_scenario_error_with_its_line() {
     assert!(e.starts_with("tls.ca_file, line 6: cannot read"), "{e}");
     assert!(e.contains("nope.pem"), "{e}");
 }
+
+/// The causes named in the report, one line each.
+fn causes(report: &Report) -> String {
+    let lines: Vec<String> = report
+        .error_causes
+        .iter()
+        .map(|c| format!("{} {} {}", c.kind, c.count, c.cause))
+        .collect();
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_says_to_add_tls_ca_file() {
+    let mock = open_mock().await;
+    let dir = temp_dir("gen-tls-untrusted");
+    let pacer = intercepting_pacer(&dir, &mock).await;
+    let proxy = Some(format!("http://{}", pacer.addr));
+    // The token request is the first to fail, and stops the run before any load.
+    let options = Options {
+        proxy: proxy.clone(),
+        progress: false,
+    };
+    let err = generate::run(scenario_file(&dir, HTTPS_LOAD), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("certificate of api.test:443 not trusted: add tls.ca_file"),
+        "{err}"
+    );
+    let without_auth = HTTPS_LOAD.replace("auth:", "#");
+    let report = run(scenario_file(&dir, &without_auth), proxy).await;
+    let causes = causes(&report);
+    assert!(
+        causes.starts_with("connect 20 certificate of api.test:443 not trusted"),
+        "{causes}"
+    );
+    assert!(report.table().contains("not trusted: add tls.ca_file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_names_the_address() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let s = Scenario::parse_with_env(
+        &format!(
+            "target: http://{addr}\nphases: [{{ duration: 500ms, rate: 10/s }}]\n\
+             requests: [{{ path: /a }}]\n"
+        ),
+        |_| None,
+    )
+    .unwrap();
+    let report = run(s, None).await;
+    assert_eq!(
+        causes(&report),
+        format!("connect 5 connection refused to {addr}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_refused_by_pacer_says_its_code() {
+    let mock = open_mock().await;
+    let pacer = start_pacer(
+        "upstreams:\n  mock: { base_url: 'http://{mock}', hosts: [api.test] }\n",
+        mock.addr,
+    )
+    .await;
+    let s = Scenario::parse_with_env(
+        "target: https://other.test\nphases: [{ duration: 500ms, rate: 10/s }]\n\
+         requests: [{ path: /a }]\n",
+        |_| None,
+    )
+    .unwrap();
+    let report = run(s, Some(format!("http://{}", pacer.addr))).await;
+    let causes = causes(&report);
+    assert!(
+        causes.starts_with(
+            "connect 5 the proxy refused CONNECT other.test:443 with 403 pacer.host.forbidden"
+        ),
+        "{causes}"
+    );
+}

@@ -19,13 +19,14 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
+use super::cause::Failure;
+use super::tunnel::{authority, ConnectTunnel};
 use crate::BoxError;
 
 /// Idle pooled connections are closed after this; below common server idle timeouts.
@@ -127,7 +128,7 @@ struct Via {
     /// To the proxy itself, for absolute-form `http://` requests.
     plain: HttpConnector,
     /// `CONNECT` through the proxy, then TLS, for `https://` requests.
-    tunnel: HttpsConnector<Tunnel<HttpConnector>>,
+    tunnel: HttpsConnector<ConnectTunnel>,
 }
 
 impl Connector {
@@ -155,7 +156,10 @@ impl Connector {
                     .with_tls_config(tls)
                     .https_only()
                     .enable_http1()
-                    .wrap_connector(Tunnel::new(proxy.clone(), http.clone()));
+                    .wrap_connector(ConnectTunnel {
+                        proxy: proxy.clone(),
+                        http: http.clone(),
+                    });
                 Some(Via {
                     proxy,
                     plain: http,
@@ -191,21 +195,30 @@ impl tower::Service<Uri> for Connector {
         Poll::Ready(Ok(()))
     }
 
+    /// Every failure names what it was connecting to, for [`super::cause::explain`].
     fn call(&mut self, dst: Uri) -> Connecting {
         let https = dst.scheme_str() == Some("https");
+        let to = authority(&dst, if https { 443 } else { 80 });
         match &mut self.via {
             None => {
                 let connecting = self.direct.call(dst);
-                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+                Box::pin(async move {
+                    let io = connecting.await.map_err(|e| Failure::boxed(to, e))?;
+                    Ok(Conn::new(io, false))
+                })
             }
             Some(via) if https => {
                 let connecting = via.tunnel.call(dst);
-                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+                Box::pin(async move {
+                    let io = connecting.await.map_err(|e| Failure::boxed(to, e))?;
+                    Ok(Conn::new(io, false))
+                })
             }
             Some(via) => {
+                let proxy = format!("the proxy {}", authority(&via.proxy, 80));
                 let connecting = via.plain.call(via.proxy.clone());
                 Box::pin(async move {
-                    let tcp = connecting.await?;
+                    let tcp = connecting.await.map_err(|e| Failure::boxed(proxy, e))?;
                     // Marked as proxied, the pool sends requests in absolute-form.
                     Ok(Conn::new(MaybeHttpsStream::Http(tcp), true))
                 })

@@ -205,6 +205,11 @@ impl Engine {
             let dropped = Outcome::Error(ErrorKind::Dropped);
             self.recorder
                 .record(job.seq, job.request, job.phase, dropped, Duration::ZERO);
+            let cause = format!(
+                "max_in_flight ({}) requests were already in flight when it was due",
+                self.scenario.max_in_flight
+            );
+            self.recorder.record_cause(ErrorKind::Dropped, cause);
         }
     }
 
@@ -275,8 +280,15 @@ impl Engine {
         let auth = self.tokens.as_ref().map(Tokens::header);
         let prepared = &self.prepared[index];
         let timeout = self.scenario.timeout;
-        let outcome = exchange(link, &self.connector, prepared, auth.as_ref(), timeout).await;
+        let result = exchange(link, &self.connector, prepared, auth.as_ref(), timeout).await;
         let latency = Instant::now().saturating_duration_since(since);
+        let outcome = match result {
+            Ok(status) => Outcome::Status(status),
+            Err(failed) => {
+                self.recorder.record_cause(failed.kind, failed.cause);
+                Outcome::Error(failed.kind)
+            }
+        };
         self.recorder.record(shard, index, phase, outcome, latency);
     }
 

@@ -63,7 +63,13 @@ pub struct Recorder {
     shards: Box<[Mutex<Shard>]>,
     requests: usize,
     phases: usize,
+    /// Failures by kind and cause in words; only failures take this lock.
+    causes: Mutex<BTreeMap<(ErrorKind, String), u64>>,
 }
+
+/// Distinct causes named in a report; more are counted under [`OTHER_CAUSES`].
+const MAX_CAUSES: usize = 20;
+const OTHER_CAUSES: &str = "other causes (only the first 20 distinct ones are named)";
 
 // === impl ErrorKind ===
 
@@ -167,7 +173,29 @@ impl Recorder {
             shards,
             requests,
             phases,
+            causes: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Counts why a request of `kind` failed.
+    pub fn record_cause(&self, kind: ErrorKind, cause: String) {
+        let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = match causes.len() < MAX_CAUSES || causes.contains_key(&(kind, cause.clone())) {
+            true => (kind, cause),
+            false => (kind, OTHER_CAUSES.to_owned()),
+        };
+        *causes.entry(key).or_default() += 1;
+    }
+
+    /// Failures by kind and cause, the most frequent first.
+    pub fn causes(&self) -> Vec<(ErrorKind, String, u64)> {
+        let causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = causes
+            .iter()
+            .map(|((k, c), &n)| (*k, c.clone(), n))
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        out
     }
 
     /// Records one request. `shard` is any number that tends to differ between tasks.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
-use super::record::{Stats, Totals};
+use super::record::{ErrorKind, Stats, Totals};
 use super::scenario::{Load, Phase, Scenario};
 
 /// Everything a run measured.
@@ -23,8 +23,20 @@ pub struct Report {
     pub total: Summary,
     pub by_request: Named<Summary>,
     pub by_phase: Named<PhaseSummary>,
+    /// Why requests got no response, by kind and cause, the most frequent first.
+    pub error_causes: Vec<ErrorCause>,
     /// One entry per second of the run.
     pub timeline: Vec<Second>,
+}
+
+/// How many requests failed for one cause.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorCause {
+    /// `connect`, `timeout`, `io` or `dropped`.
+    pub kind: &'static str,
+    /// In words, with the address concerned: `connection refused to 127.0.0.1:9000`.
+    pub cause: String,
+    pub count: u64,
 }
 
 /// Counts and latency of a set of requests.
@@ -200,6 +212,7 @@ impl Report {
         elapsed: Duration,
         totals: &Totals,
         runs: &[PhaseRun],
+        causes: Vec<(ErrorKind, String, u64)>,
         timeline: Vec<Second>,
     ) -> Report {
         let secs = elapsed.as_secs_f64();
@@ -223,6 +236,14 @@ impl Report {
             total: Summary::new(&totals.total, secs),
             by_request: Named(by_request),
             by_phase: Named(by_phase),
+            error_causes: causes
+                .into_iter()
+                .map(|(kind, cause, count)| ErrorCause {
+                    kind: kind.as_str(),
+                    cause,
+                    count,
+                })
+                .collect(),
             timeline,
         }
     }
@@ -270,14 +291,11 @@ impl Report {
             row(&format!("request {name}"), s);
         }
         row("total", &self.total);
-        if self.total.errors > 0 {
-            let kinds: Vec<String> = self
-                .total
-                .error_kinds
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(out, "errors: {}", kinds.join(", "));
+        if !self.error_causes.is_empty() {
+            let _ = writeln!(out, "errors:");
+            for c in &self.error_causes {
+                let _ = writeln!(out, "  {:<8} {:>9}  {}", c.kind, c.count, c.cause);
+            }
         }
         out
     }
