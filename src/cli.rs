@@ -125,6 +125,9 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    /// `pacer generate` ran, and crossed thresholds of its scenario.
+    #[error("{0}")]
+    Thresholds(String),
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
 }
@@ -134,6 +137,7 @@ impl CliError {
         match self {
             CliError::Config { .. } | CliError::Scenario { .. } | CliError::Usage(_) => 2,
             CliError::Runtime(_) => 1,
+            CliError::Thresholds(_) => 3,
         }
     }
 }
@@ -246,7 +250,17 @@ async fn generate(
     };
     print!("{}", report.table());
     crate::generate::write_reports(&report, out.as_deref(), html.as_deref())?;
-    Ok(())
+    for (what, file) in [("JSON report", &out), ("HTML report", &html)] {
+        if let Some(file) = file {
+            println!("{what} written to {}", file.display());
+        }
+    }
+    use crate::generate::verdict::Failure;
+    match report.failure() {
+        None => Ok(()),
+        Some(Failure::AllFailed(why)) => Err(CliError::Runtime(anyhow::anyhow!(why))),
+        Some(Failure::Crossed(why)) => Err(CliError::Thresholds(why)),
+    }
 }
 
 // === impl CaCommand ===

@@ -34,6 +34,7 @@ pub mod report;
 pub mod scenario;
 mod schedule;
 mod tunnel;
+pub mod verdict;
 mod workers;
 
 use std::path::Path;
@@ -43,7 +44,7 @@ use std::time::Duration;
 pub use self::auth::AuthError;
 pub use self::client::ClientError;
 pub use self::report::{ErrorCause, Latency, PhaseSummary, Report, Second, Summary};
-pub use self::scenario::{Load, Phase, RequestSpec, Scenario};
+pub use self::scenario::{Load, Phase, RequestSpec, Scenario, Thresholds};
 
 /// Connecting takes at most this long, or the request timeout when that is shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

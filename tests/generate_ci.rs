@@ -166,3 +166,144 @@ async fn a_connect_refused_by_pacer_says_its_code() {
         "{causes}"
     );
 }
+
+/// Runs the `pacer generate` binary on `yaml` (written to `dir/scenario.yaml`) with `args`
+/// and `env`; returns (exit code, stdout, stderr).
+async fn pacer_generate(
+    dir: &Path,
+    yaml: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(["generate", "--scenario", path.to_str().unwrap()])
+        .args(args)
+        .env_remove("SSL_CERT_FILE")
+        .envs(env.iter().copied())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("pacer generate ends within 60 s")
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (out.status.code(), text(out.stdout), text(out.stderr))
+}
+
+fn load_at(target: &str, thresholds: &str) -> String {
+    format!(
+        "target: {target}\nphases: [{{ duration: 500ms, rate: 20/s }}]\n\
+         requests: [{{ path: /api/v2/users }}]\n{thresholds}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_set_the_exit_code() {
+    let mock = start_mock(MockConfig {
+        default_limit: None,
+        latency: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await;
+    let target = format!("http://{}", mock.addr);
+    let dir = temp_dir("gen-thresholds");
+    let (out, html) = (dir.join("r.json"), dir.join("r.html"));
+    let (out, html) = (out.to_str().unwrap(), html.to_str().unwrap());
+    let args = ["--out", out, "--html", html];
+
+    let met = "thresholds: { p99: 5s, error_rate: 1%, rate_achieved: 99% }\n";
+    let (code, stdout, stderr) = pacer_generate(&dir, &load_at(&target, met), &args, &[]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("JSON report written to {out}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("HTML report written to {html}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("p99 <= 5000 ms"), "{stdout}");
+    let report = json(&std::fs::read(out).unwrap());
+    assert_eq!(
+        report["thresholds"].as_array().unwrap().len(),
+        3,
+        "{report}"
+    );
+    assert!(report["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["passed"] == true));
+
+    // Every answer takes 40 ms: a 10 ms p99 is crossed.
+    let crossed = "thresholds: { p99: 10ms, error_rate: 1% }\n";
+    let (code, stdout, stderr) = pacer_generate(&dir, &load_at(&target, crossed), &[], &[]).await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stderr.contains("thresholds crossed: p99 <= 10 ms (measured 4"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("error_rate"),
+        "only the crossed ones: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_failing_exits_1_with_the_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let dir = temp_dir("gen-all-failed");
+    let yaml = load_at(&format!("http://{addr}"), "");
+    let (code, stdout, stderr) = pacer_generate(&dir, &yaml, &[], &[]).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("connection refused to {addr}")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("every request failed (10 of 10)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_cert_file_is_honoured() {
+    let mock = open_mock().await;
+    let dir = temp_dir("gen-ssl-cert-file");
+    let pacer = intercepting_pacer(&dir, &mock).await;
+    let proxy = format!("http://{}", pacer.addr);
+    let args = ["--proxy", proxy.as_str()];
+    let ca = dir.join("trusted-ca.pem");
+    let env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let (code, stdout, stderr) = pacer_generate(&dir, HTTPS_LOAD, &args, &env).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // Without it, the same run cannot trust pacer's certificate.
+    let (code, _, stderr) = pacer_generate(&dir, HTTPS_LOAD, &args, &[]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not trusted: add tls.ca_file"), "{stderr}");
+}
+
+#[test]
+fn methods_and_thresholds_are_checked() {
+    let err = |yaml: &str| match Scenario::parse_with_env(yaml, |_| None) {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(e) => e.to_string(),
+    };
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests:\n  - { path: /a, method: GETT }\n");
+    assert!(
+        e.starts_with("requests[0].method, line 4: \"GETT\" is not a request method; known methods: GET, HEAD, POST"),
+        "{e}"
+    );
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, users: 2 }]\nrequests: [{ path: /a }]\nthresholds: { rate_achieved: 99% }\n");
+    assert!(e.contains("thresholds.rate_achieved"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p99: 500 }\n");
+    assert!(e.starts_with("thresholds.p99, line 4:"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { error_rate: 1 }\n");
+    assert!(e.contains("not a percentage"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p95: 1s }\n");
+    assert!(e.contains("unknown field"), "{e}");
+}

@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::record::{ErrorKind, Stats, Totals};
 use super::scenario::{Load, Phase, Scenario};
+use super::verdict::{self, Check};
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +26,8 @@ pub struct Report {
     pub by_phase: Named<PhaseSummary>,
     /// Why requests got no response, by kind and cause, the most frequent first.
     pub error_causes: Vec<ErrorCause>,
+    /// The scenario's thresholds and how the run did against each.
+    pub thresholds: Vec<Check>,
     /// One entry per second of the run.
     pub timeline: Vec<Second>,
 }
@@ -80,6 +83,9 @@ pub struct PhaseSummary {
     /// included; equal to `target_rps` when it kept up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub achieved_rps: Option<f64>,
+    /// Open model: arrivals actually sent per second, the dropped ones left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_rps: Option<f64>,
     /// Open model: how late arrivals were handed to the client after their intended start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag_ms: Option<Latency>,
@@ -186,6 +192,10 @@ impl PhaseSummary {
                 duration_s,
                 target_rps: Some((rate + to) / 2.0),
                 achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
+                sent_rps: Some(
+                    run.arrivals_sent.saturating_sub(dropped(stats)) as f64
+                        / run.elapsed.as_secs_f64(),
+                ),
                 schedule_lag_ms: run.lag_us.as_ref().map(Latency::of),
                 users: None,
             },
@@ -195,11 +205,16 @@ impl PhaseSummary {
                 duration_s,
                 target_rps: None,
                 achieved_rps: None,
+                sent_rps: None,
                 schedule_lag_ms: None,
                 users: Some(users),
             },
         }
     }
+}
+
+fn dropped(stats: &Stats) -> u64 {
+    stats.errors.get(&ErrorKind::Dropped).copied().unwrap_or(0)
 }
 
 // === impl Report ===
@@ -216,6 +231,7 @@ impl Report {
         timeline: Vec<Second>,
     ) -> Report {
         let secs = elapsed.as_secs_f64();
+        let total = Summary::new(&totals.total, secs);
         let by_request = scenario
             .requests
             .iter()
@@ -228,12 +244,14 @@ impl Report {
             .zip(&totals.by_phase)
             .zip(runs)
             .map(|((phase, stats), run)| (phase.name.clone(), PhaseSummary::new(phase, stats, run)))
-            .collect();
+            .collect::<Vec<_>>();
+        let phases: Vec<&PhaseSummary> = by_phase.iter().map(|(_, p)| p).collect();
+        let thresholds = verdict::check(&scenario.thresholds, &total, &phases);
         Report {
             target: scenario.target.to_string(),
             proxy: proxy.map(str::to_owned),
             duration_s: secs,
-            total: Summary::new(&totals.total, secs),
+            total,
             by_request: Named(by_request),
             by_phase: Named(by_phase),
             error_causes: causes
@@ -244,7 +262,32 @@ impl Report {
                     count,
                 })
                 .collect(),
+            thresholds,
             timeline,
+        }
+    }
+
+    /// Whether no request succeeded (each got no response, or a status of 400 or more).
+    pub fn all_failed(&self) -> bool {
+        self.total.requests == 0 || verdict::failed(&self.total) == self.total.requests
+    }
+
+    /// Whether the run failed as a whole: no request succeeded, or thresholds were crossed.
+    pub fn failure(&self) -> Option<verdict::Failure> {
+        if self.all_failed() {
+            let n = self.total.requests;
+            let why = format!("every request failed ({n} of {n}); the table above says how");
+            return Some(verdict::Failure::AllFailed(why));
+        }
+        let crossed: Vec<String> = (self.thresholds.iter().filter(|c| !c.passed))
+            .map(|c| format!("{} {} (measured {})", c.name, c.limit, c.actual))
+            .collect();
+        match crossed.is_empty() {
+            true => None,
+            false => Some(verdict::Failure::Crossed(format!(
+                "thresholds crossed: {}",
+                crossed.join(", ")
+            ))),
         }
     }
 
@@ -295,6 +338,14 @@ impl Report {
             let _ = writeln!(out, "errors:");
             for c in &self.error_causes {
                 let _ = writeln!(out, "  {:<8} {:>9}  {}", c.kind, c.count, c.cause);
+            }
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(out, "thresholds:");
+            for c in &self.thresholds {
+                let verdict = if c.passed { "pass" } else { "FAIL" };
+                let limit = format!("{} {}", c.name, c.limit);
+                let _ = writeln!(out, "  {limit:<26} {:>12}  {verdict}", c.actual);
             }
         }
         out
