@@ -84,10 +84,13 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, Genera
     let workers = workers::Workers::start().map_err(GenerateError::Threads)?;
     let engine = Arc::new(engine::Engine::new(scenario, connector, tokens, workers));
     let progress = progress::Progress::new(engine.scenario().duration(), options.progress);
+    // Wall-clock time for the report's reader; the run itself keeps time with tokio's clock.
+    let started_at = std::time::SystemTime::now();
     let run = engine.run(progress).await;
     let totals = engine.recorder.totals();
     Ok(Report::build(
         engine.scenario(),
+        started_at,
         options.proxy.as_deref(),
         run.elapsed,
         &totals,

@@ -14,6 +14,10 @@ use super::verdict::{self, Check};
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The scenario's `name`, or its file name.
+    pub scenario: String,
+    /// When the run started, as an HTTP date (`Sat, 05 Dec 2026 23:09:06 GMT`).
+    pub started_at: String,
     pub target: String,
     /// The forward proxy requests went through, if any.
     pub proxy: Option<String>,
@@ -28,8 +32,17 @@ pub struct Report {
     pub error_causes: Vec<ErrorCause>,
     /// The scenario's thresholds and how the run did against each.
     pub thresholds: Vec<Check>,
+    /// Answered requests by latency, in buckets of 1, 2 and 5 times a power of ten.
+    pub latency_histogram: Vec<Bucket>,
     /// One entry per second of the run.
     pub timeline: Vec<Second>,
+}
+
+/// Answered requests with a latency above the previous bucket's bound, up to `le_ms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    pub le_ms: f64,
+    pub count: u64,
 }
 
 /// How many requests failed for one cause.
@@ -75,7 +88,12 @@ pub struct PhaseSummary {
     pub summary: Summary,
     /// `open` or `closed`.
     pub model: &'static str,
+    /// When it started, in seconds from the start of the run.
+    pub start_s: f64,
     pub duration_s: f64,
+    /// Open model: the arrival rate asked for at its start and at its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_rps: Option<(f64, f64)>,
     /// Open model: the mean arrival rate asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rps: Option<f64>,
@@ -106,9 +124,24 @@ pub struct Second {
     pub completed: u64,
     pub status: BTreeMap<u16, u64>,
     pub errors: u64,
+    /// Open model: arrivals not sent because `max_in_flight` were in flight.
+    pub dropped: u64,
+    /// Closed model: users running at the end of this second.
+    pub users: u64,
+    /// Latency of the responses in it; 0 when there were none (`completed - errors` is 0).
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub by_request: Named<RequestSecond>,
+}
+
+/// One request name's share of a second.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSecond {
+    pub completed: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Entries serialized as a JSON object in their own order (phases in file order).
@@ -182,14 +215,16 @@ impl Latency {
 // === impl PhaseSummary ===
 
 impl PhaseSummary {
-    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun) -> PhaseSummary {
+    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun, start_s: f64) -> PhaseSummary {
         let duration_s = phase.duration.as_secs_f64();
         let summary = Summary::new(stats, duration_s);
         match phase.load {
             Load::Open { rate, to } => PhaseSummary {
                 summary,
                 model: "open",
+                start_s,
                 duration_s,
+                ramp_rps: Some((rate, to)),
                 target_rps: Some((rate + to) / 2.0),
                 achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
                 sent_rps: Some(
@@ -202,7 +237,9 @@ impl PhaseSummary {
             Load::Closed { users, .. } => PhaseSummary {
                 summary,
                 model: "closed",
+                start_s,
                 duration_s,
+                ramp_rps: None,
                 target_rps: None,
                 achieved_rps: None,
                 sent_rps: None,
@@ -213,6 +250,31 @@ impl PhaseSummary {
     }
 }
 
+/// Counts in buckets bounded by 1, 2 and 5 times powers of ten (microseconds), from the
+/// first bucket with a count to the last.
+fn histogram(h: &Histogram<u64>) -> Vec<Bucket> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let bounds: Vec<u64> = (0..12)
+        .flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e)))
+        .collect();
+    let mut counts = vec![0u64; bounds.len()];
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to());
+        let at = bounds.partition_point(|&b| b < value).min(bounds.len() - 1);
+        counts[at] += v.count_at_value();
+    }
+    let first = counts.iter().position(|&n| n > 0).unwrap_or(0);
+    let last = counts.iter().rposition(|&n| n > 0).unwrap_or(0);
+    (first..=last)
+        .map(|i| Bucket {
+            le_ms: bounds[i] as f64 / 1000.0,
+            count: counts[i],
+        })
+        .collect()
+}
+
 fn dropped(stats: &Stats) -> u64 {
     stats.errors.get(&ErrorKind::Dropped).copied().unwrap_or(0)
 }
@@ -221,8 +283,10 @@ fn dropped(stats: &Stats) -> u64 {
 
 impl Report {
     /// Puts the pieces of a finished run together.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         scenario: &Scenario,
+        started_at: std::time::SystemTime,
         proxy: Option<&str>,
         elapsed: Duration,
         totals: &Totals,
@@ -238,16 +302,23 @@ impl Report {
             .zip(&totals.by_request)
             .map(|(r, stats)| (r.name.clone(), Summary::new(stats, secs)))
             .collect();
+        let mut start_s = 0.0;
         let by_phase = scenario
             .phases
             .iter()
             .zip(&totals.by_phase)
             .zip(runs)
-            .map(|((phase, stats), run)| (phase.name.clone(), PhaseSummary::new(phase, stats, run)))
+            .map(|((phase, stats), run)| {
+                let summary = PhaseSummary::new(phase, stats, run, start_s);
+                start_s += run.elapsed.as_secs_f64();
+                (phase.name.clone(), summary)
+            })
             .collect::<Vec<_>>();
         let phases: Vec<&PhaseSummary> = by_phase.iter().map(|(_, p)| p).collect();
         let thresholds = verdict::check(&scenario.thresholds, &total, &phases);
         Report {
+            scenario: scenario.name.clone().unwrap_or_else(|| "scenario".into()),
+            started_at: httpdate::fmt_http_date(started_at),
             target: scenario.target.to_string(),
             proxy: proxy.map(str::to_owned),
             duration_s: secs,
@@ -263,6 +334,7 @@ impl Report {
                 })
                 .collect(),
             thresholds,
+            latency_histogram: histogram(&totals.total.latency_us),
             timeline,
         }
     }

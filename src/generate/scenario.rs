@@ -23,6 +23,8 @@ pub use self::raw::{parse_rate, MAX_RATE};
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// `name`, or the file's name without `.yaml` when loaded from a file; shown in reports.
+    pub name: Option<String>,
     /// Base URL request paths are joined to.
     pub target: url::Url,
     pub auth: Option<Auth>,
@@ -117,7 +119,12 @@ impl Scenario {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors::single(ConfigError::file(path, e)))?;
         let dir = path.parent().map(Path::to_path_buf);
-        env::with_base(dir, || Self::parse(&text))
+        let mut scenario = env::with_base(dir, || Self::parse(&text))?;
+        if scenario.name.is_none() {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            scenario.name = stem;
+        }
+        Ok(scenario)
     }
 
     /// Parses YAML text; `${VAR}` reads the process environment.

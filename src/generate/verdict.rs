@@ -28,6 +28,14 @@ pub enum Failure {
     Crossed(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::AllFailed(why) | Failure::Crossed(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Requests that failed: no response, or a status of 400 or more (k6's `http_req_failed`).
 pub fn failed(s: &Summary) -> u64 {
     s.errors + s.status.range(400..).map(|(_, n)| n).sum::<u64>()

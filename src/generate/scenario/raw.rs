@@ -18,6 +18,7 @@ use super::env::{expand, resolve};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
+    pub name: Option<Text>,
     pub target: Option<BaseUrl>,
     pub auth: Option<RawAuth>,
     pub headers: Option<Headers>,

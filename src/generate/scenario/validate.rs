@@ -51,6 +51,7 @@ pub(super) fn validate(raw: RawScenario, lines: ItemLines) -> Result<Scenario, C
     let ca_file = raw.tls.and_then(|t| t.ca_file).map(|f| f.0);
     match (problems.0.is_empty(), raw.target) {
         (true, Some(target)) => Ok(Scenario {
+            name: raw.name.map(|n| n.0),
             target: target.0,
             auth: raw.auth.map(auth),
             headers,
