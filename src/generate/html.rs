@@ -79,7 +79,7 @@ pub fn render(report: &Report) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:960px}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{padding:2px 10px;text-align:right;\
 border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}\
-td.text{text-align:left}svg{background:#fafafa;border:1px solid #ddd}\
+.text{text-align:left}svg{background:#fafafa;border:1px solid #ddd}\
 .legend span{margin-right:1.5em}.pass{color:#1a7f37;font-weight:bold}\
 .fail{color:#c62828;font-weight:bold}.note{color:#666}\
 .scale input{margin-left:1em}.log{display:none}\
@@ -195,20 +195,33 @@ fn per_sec(t: &[Second], f: impl Fn(&Second) -> u64) -> Vec<(f64, Option<f64>)> 
         .collect()
 }
 
+/// Where a line chart puts a second's point: the middle of the interval it covers.
+fn mid(s: &Second) -> f64 {
+    s.t - s.span_s / 2.0
+}
+
+/// Points moved from the end of their second to its middle, for line charts.
+fn centred(t: &[Second], points: Vec<(f64, Option<f64>)>) -> Vec<(f64, Option<f64>)> {
+    t.iter()
+        .zip(points)
+        .map(|(s, (_, v))| (mid(s), v))
+        .collect()
+}
+
 /// The target rate (open phases, from their ramps) and what was sent, completed and dropped.
 fn rate_series(r: &Report) -> Vec<Series> {
     let t = &r.timeline;
     let target = t
         .iter()
         .map(|s| {
-            let mid = s.t - s.span_s / 2.0;
+            let mid = mid(s);
             let phase = (r.by_phase.0.iter())
                 .find(|(_, p)| (p.start_s..p.start_s + p.duration_s).contains(&mid));
             let rate = phase.and_then(|(_, p)| {
                 let (from, to) = p.ramp_rps?;
                 Some(from + (to - from) * (mid - p.start_s) / p.duration_s)
             });
-            (s.t, rate)
+            (mid, rate)
         })
         .collect();
     vec![
@@ -219,14 +232,14 @@ fn rate_series(r: &Report) -> Vec<Series> {
         Series::new(
             "sent",
             "#1f77b4",
-            per_sec(t, |s| s.sent.saturating_sub(s.dropped)),
+            centred(t, per_sec(t, |s| s.sent.saturating_sub(s.dropped))),
         ),
         Series::new(
             "completed",
             "#2ca02c",
-            per_sec(t, |s| s.completed.saturating_sub(s.dropped)),
+            centred(t, per_sec(t, |s| s.completed.saturating_sub(s.dropped))),
         ),
-        Series::new("dropped", "#d62728", per_sec(t, |s| s.dropped)),
+        Series::new("dropped", "#d62728", centred(t, per_sec(t, |s| s.dropped))),
     ]
 }
 
@@ -281,7 +294,9 @@ fn status_series(t: &[Second]) -> Vec<Series> {
 fn latency(axis: &TimeAxis, t: &[Second]) -> String {
     let pick = |f: fn(&Second) -> f64| -> Vec<(f64, Option<f64>)> {
         let answered = |s: &Second| s.completed > s.errors;
-        t.iter().map(|s| (s.t, answered(s).then(|| f(s)))).collect()
+        t.iter()
+            .map(|s| (mid(s), answered(s).then(|| f(s))))
+            .collect()
     };
     let series = [
         Series::new("p50", "#2ca02c", pick(|s| s.p50_ms)),
@@ -308,8 +323,7 @@ fn distribution(r: &Report) -> String {
     let counts: Vec<u64> = r.latency_histogram.iter().map(|b| b.count).collect();
     let l = &r.total.latency_ms;
     format!(
-        "{}<p class=\"note\">Responses by latency (ms, buckets of 1, 2 and 5 times a power of \
-         ten). p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}, mean {:.2} ms.</p>\n",
+        "{}<p class=\"note\">Responses by latency (ms; ten buckets per power of ten). p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}, mean {:.2} ms.</p>\n",
         chart::bars(&labels, &counts, "#1f77b4"),
         l.p50,
         l.p90,
@@ -328,7 +342,12 @@ fn per_request(axis: &TimeAxis, r: &Report) -> String {
         let color = PALETTE[i % PALETTE.len()];
         let of = |s: &Second| s.by_request.get(name).cloned();
         let per_second = (r.timeline.iter())
-            .map(|s| (s.t, of(s).map(|q| q.completed as f64 / s.span_s.max(1e-3))))
+            .map(|s| {
+                (
+                    mid(s),
+                    of(s).map(|q| q.completed as f64 / s.span_s.max(1e-3)),
+                )
+            })
             .collect();
         let latency = (r.timeline.iter())
             .map(|s| {
@@ -353,6 +372,7 @@ fn users(axis: &TimeAxis, r: &Report) -> String {
         return "<p class=\"note\">No closed-model phase in this scenario.</p>\n".into();
     }
     let points = (r.timeline.iter())
+        // A count at the end of each second, not a total over it.
         .map(|s| (s.t, Some(s.users as f64)))
         .collect();
     chart::lines(
@@ -366,7 +386,8 @@ fn errors(r: &Report) -> String {
     if r.error_causes.is_empty() {
         return "<p class=\"note\">Every request got a response.</p>\n".into();
     }
-    let mut out = String::from("<table><tr><th>kind</th><th>count</th><th>cause</th></tr>\n");
+    let mut out =
+        String::from("<table><tr><th>kind</th><th>count</th><th class=\"text\">cause</th></tr>\n");
     for c in &r.error_causes {
         let _ = writeln!(
             out,

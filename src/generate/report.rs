@@ -32,7 +32,7 @@ pub struct Report {
     pub error_causes: Vec<ErrorCause>,
     /// The scenario's thresholds and how the run did against each.
     pub thresholds: Vec<Check>,
-    /// Answered requests by latency, in buckets of 1, 2 and 5 times a power of ten.
+    /// Answered requests by latency, in ten buckets per power of ten.
     pub latency_histogram: Vec<Bucket>,
     /// One entry per second of the run.
     pub timeline: Vec<Second>,
@@ -250,14 +250,18 @@ impl PhaseSummary {
     }
 }
 
-/// Counts in buckets bounded by 1, 2 and 5 times powers of ten (microseconds), from the
+/// Bucket bounds within a power of ten: the R10 series of preferred numbers, so the
+/// buckets are even on a log scale and their labels round.
+const R10: [f64; 10] = [1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0];
+
+/// Counts in buckets bounded by the R10 series times powers of ten (microseconds), from the
 /// first bucket with a count to the last.
 fn histogram(h: &Histogram<u64>) -> Vec<Bucket> {
     if h.is_empty() {
         return Vec::new();
     }
     let bounds: Vec<u64> = (0..12)
-        .flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e)))
+        .flat_map(|e| R10.map(|m| (m * 10f64.powi(e)).round() as u64))
         .collect();
     let mut counts = vec![0u64; bounds.len()];
     for v in h.iter_recorded() {

@@ -317,7 +317,8 @@ pub fn short(v: f64) -> String {
     match v {
         v if v >= 1e6 => format!("{:.1}M", v / 1e6),
         v if v >= 1e3 => format!("{:.1}k", v / 1e3),
-        v if v >= 10.0 || v == 0.0 => format!("{v:.0}"),
+        v if v >= 100.0 || v == 0.0 || v.fract() == 0.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
         v if v >= 0.1 => format!("{v:.1}"),
         v => format!("{v:.2}"),
     }
