@@ -307,3 +307,43 @@ fn methods_and_thresholds_are_checked() {
     let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p95: 1s }\n");
     assert!(e.contains("unknown field"), "{e}");
 }
+
+/// Every shipped scenario, as written (no environment set), runs through pacer with the
+/// shipped config/throttling-demo.yaml (its upstream moved to the test's mock): the hosts
+/// the scenarios target are hosts that config forwards. Phases are cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_scenarios_fit_the_throttling_demo_config() {
+    let mock = open_mock().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join("config/throttling-demo.yaml")).unwrap();
+    assert!(
+        config.contains("http://127.0.0.1:9000"),
+        "the mock's address moved"
+    );
+    let config = config.replace("http://127.0.0.1:9000", "http://{mock}");
+    let pacer = start_pacer(&config, mock.addr).await;
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root.join("examples/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut s = Scenario::parse_with_env(&text, |_| None).unwrap();
+        for phase in &mut s.phases {
+            phase.duration = Duration::from_millis(300);
+            if let pacer::generate::Load::Closed { users, .. } = &mut phase.load {
+                *users = (*users).min(3);
+            }
+        }
+        let report = run(s, Some(format!("http://{}", pacer.addr))).await;
+        let t = &report.total;
+        assert!(t.requests > 0, "{}", path.display());
+        assert_eq!(
+            t.status_count(200),
+            t.requests,
+            "{}\n{}",
+            path.display(),
+            report.table()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 4);
+}

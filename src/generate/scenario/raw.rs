@@ -118,9 +118,10 @@ pub const METHODS: [Method; 8] = [
     Method::TRACE,
 ];
 
-/// A readable file of PEM certificates, relative to the scenario's directory.
+/// A readable file of PEM certificates, relative to the scenario's directory. Empty (as
+/// `${PACER_CA_FILE:-}` is when the variable is unset) means none.
 #[derive(Debug, Clone)]
-pub struct CaFile(pub PathBuf);
+pub struct CaFile(pub Option<PathBuf>);
 
 /// A share written `1%` or `99.5%`, kept as a fraction (0.01, 0.995).
 #[derive(Debug, Clone, Copy)]
@@ -200,11 +201,11 @@ impl<'de> Deserialize<'de> for CaFile {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let Text(raw) = Text::deserialize(de)?;
         if raw.trim().is_empty() {
-            return Err(de::Error::custom("must not be empty"));
+            return Ok(CaFile(None));
         }
         let file = resolve(raw.trim());
         crate::generate::client::read_certificates(&file)
-            .map(|_| CaFile(file))
+            .map(|_| CaFile(Some(file)))
             .map_err(de::Error::custom)
     }
 }

@@ -48,7 +48,7 @@ pub(super) fn validate(raw: RawScenario, lines: ItemLines) -> Result<Scenario, C
         None => Vec::new(),
     };
     let thresholds = thresholds(raw.thresholds, &phases, &mut problems);
-    let ca_file = raw.tls.and_then(|t| t.ca_file).map(|f| f.0);
+    let ca_file = raw.tls.and_then(|t| t.ca_file).and_then(|f| f.0);
     match (problems.0.is_empty(), raw.target) {
         (true, Some(target)) => Ok(Scenario {
             name: raw.name.map(|n| n.0),
