@@ -321,18 +321,12 @@ async fn json_and_html_reports() {
     assert!(page.starts_with("<!DOCTYPE html>"));
     // Rate, status mix, latency (linear and log), distribution, two per request, users.
     assert_eq!(page.matches("<svg").count(), 8);
-    for id in [
-        "overview",
-        "thresholds",
-        "summary",
-        "rate",
-        "status",
-        "latency",
-    ] {
-        assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
-    }
-    for id in ["distribution", "requests", "users", "errors"] {
-        assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
+    let mut at = 0;
+    for id in generate::html::SECTIONS {
+        let found = page.find(&format!("<section id=\"{id}\">"));
+        at = found
+            .filter(|&f| f > at)
+            .unwrap_or_else(|| panic!("#{id} missing or out of order"));
     }
     // Every chart over time marks where "busy" starts (and "warm", at 0).
     assert_eq!(page.matches("class=\"phase\"").count(), 2 * 7);
@@ -395,6 +389,19 @@ fn bad_scenarios_name_the_field_and_line() {
         e.contains("requests[1], line 5: path \"b\" must start with /"),
         "{e}"
     );
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests:\n  - { path: /a, method: GETT }\n");
+    assert!(
+        e.starts_with("requests[0].method, line 4: \"GETT\" is not a request method; known methods: GET, HEAD, POST"),
+        "{e}"
+    );
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, users: 2 }]\nrequests: [{ path: /a }]\nthresholds: { rate_achieved: 99% }\n");
+    assert!(e.contains("thresholds.rate_achieved"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p99: 500 }\n");
+    assert!(e.starts_with("thresholds.p99, line 4:"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { error_rate: 1 }\n");
+    assert!(e.contains("not a percentage"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p95: 1s }\n");
+    assert!(e.contains("unknown field"), "{e}");
 }
 
 #[test]

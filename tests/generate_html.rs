@@ -88,18 +88,7 @@ async fn the_html_report_renders_in_chromium() {
     let profile = dir.join("chromium-profile");
 
     let dom = chromium(&bin, &profile, &page, "--dump-dom").await;
-    for id in [
-        "overview",
-        "thresholds",
-        "summary",
-        "rate",
-        "status",
-        "latency",
-        "distribution",
-        "requests",
-        "users",
-        "errors",
-    ] {
+    for id in generate::html::SECTIONS {
         assert!(dom.contains(&format!("<section id=\"{id}\">")), "no #{id}");
     }
     for text in [

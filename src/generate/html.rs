@@ -13,6 +13,20 @@ use std::fmt::Write as _;
 use self::chart::{Scale, Series, TimeAxis, PALETTE};
 use super::report::{Report, Second, Summary};
 
+/// The `id` of every `<section>` of the page, in page order.
+pub const SECTIONS: [&str; 10] = [
+    "overview",
+    "thresholds",
+    "summary",
+    "rate",
+    "status",
+    "latency",
+    "distribution",
+    "requests",
+    "users",
+    "errors",
+];
+
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let mut page = String::with_capacity(64 * 1024);
