@@ -147,6 +147,9 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    /// `pacer generate` ran, and crossed thresholds of its scenario.
+    #[error("{0}")]
+    Thresholds(String),
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
 }
@@ -156,6 +159,7 @@ impl CliError {
         match self {
             CliError::Config { .. } | CliError::Scenario { .. } | CliError::Usage(_) => 2,
             CliError::Runtime(_) => 1,
+            CliError::Thresholds(_) => 3,
         }
     }
 }
@@ -279,7 +283,7 @@ async fn generate(
     out: Option<PathBuf>,
     html: Option<PathBuf>,
 ) -> Result<(), CliError> {
-    use crate::generate::{ClientError, GenerateError};
+    use crate::generate::GenerateError;
     let scenario = crate::generate::Scenario::load(&path).map_err(|errors| CliError::Scenario {
         path: path.clone(),
         errors,
@@ -290,14 +294,22 @@ async fn generate(
     };
     let report = match crate::generate::run(scenario, &options).await {
         Ok(report) => report,
-        Err(e @ GenerateError::Client(ClientError::BadProxy(_))) => {
-            return Err(CliError::Usage(e.to_string()))
-        }
+        Err(e @ GenerateError::Client(_)) => return Err(CliError::Usage(e.to_string())),
         Err(e) => return Err(CliError::Runtime(e.into())),
     };
     print!("{}", report.table());
     crate::generate::write_reports(&report, out.as_deref(), html.as_deref())?;
-    Ok(())
+    for (what, file) in [("JSON report", &out), ("HTML report", &html)] {
+        if let Some(file) = file {
+            println!("{what} written to {}", file.display());
+        }
+    }
+    use crate::generate::verdict::Failure;
+    match report.failure() {
+        None => Ok(()),
+        Some(Failure::AllFailed(why)) => Err(CliError::Runtime(anyhow::anyhow!(why))),
+        Some(Failure::Crossed(why)) => Err(CliError::Thresholds(why)),
+    }
 }
 
 /// Sets up logging to stderr with a RUST_LOG-style filter, as text or JSON lines.

@@ -21,6 +21,7 @@
 //! [`html`], `progress`.
 
 mod auth;
+mod cause;
 mod client;
 mod engine;
 pub mod html;
@@ -32,6 +33,8 @@ pub mod record;
 pub mod report;
 pub mod scenario;
 mod schedule;
+mod tunnel;
+pub mod verdict;
 mod workers;
 
 use std::path::Path;
@@ -40,8 +43,8 @@ use std::time::Duration;
 
 pub use self::auth::AuthError;
 pub use self::client::ClientError;
-pub use self::report::{Latency, PhaseSummary, Report, Second, Summary};
-pub use self::scenario::{Load, Phase, RequestSpec, Scenario};
+pub use self::report::{ErrorCause, Latency, PhaseSummary, Report, Second, Summary};
+pub use self::scenario::{Load, Phase, RequestSpec, Scenario, Thresholds};
 
 /// Connecting takes at most this long, or the request timeout when that is shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,23 +72,30 @@ pub enum GenerateError {
 /// Runs `scenario` to the end and reports what happened.
 pub async fn run(scenario: Scenario, options: &Options) -> Result<Report, GenerateError> {
     let connect_timeout = scenario.timeout.min(CONNECT_TIMEOUT);
-    let client = client::HttpClient::new(options.proxy.as_deref(), connect_timeout)?;
+    let ca_file = scenario.ca_file.as_deref();
+    let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout, ca_file)?;
     let tokens = match &scenario.auth {
-        Some(auth) => Some(auth::Tokens::start(auth, &client).await?),
+        Some(auth) => {
+            let client = client::HttpClient::new(connector.clone());
+            Some(auth::Tokens::start(auth, &client).await?)
+        }
         None => None,
     };
-    let connector = client::Connector::new(options.proxy.as_deref(), connect_timeout)?;
     let workers = workers::Workers::start().map_err(GenerateError::Threads)?;
     let engine = Arc::new(engine::Engine::new(scenario, connector, tokens, workers));
     let progress = progress::Progress::new(engine.scenario().duration(), options.progress);
+    // Wall-clock time for the report's reader; the run itself keeps time with tokio's clock.
+    let started_at = std::time::SystemTime::now();
     let run = engine.run(progress).await;
     let totals = engine.recorder.totals();
     Ok(Report::build(
         engine.scenario(),
+        started_at,
         options.proxy.as_deref(),
         run.elapsed,
         &totals,
         &run.phases,
+        engine.recorder.causes(),
         run.timeline,
     ))
 }

@@ -258,7 +258,7 @@ async fn json_and_html_reports() {
     let mock = open_mock().await;
     let s = scenario(
         "target: http://{target}\nphases:\n  - { name: warm, duration: 1s, rate: 50/s }\n\
-         \x20 - { name: busy, duration: 1s, users: 2 }\nrequests:\n\
+         \x20 - { name: busy, duration: 1500ms, users: 2 }\nrequests:\n\
          - { name: users, path: /api/v2/users }\n- { name: '<scripts>', path: /api/v2/scripts }\n",
         &mock.addr.to_string(),
     );
@@ -289,14 +289,47 @@ async fn json_and_html_reports() {
     let at = |name: &str| by_phase.find(&format!("\"{name}\": {{")).unwrap();
     assert!(at("warm") < at("busy"), "phases in file order");
     assert!(json["timeline"].as_array().unwrap().len() >= 2);
+    assert_eq!(
+        json["by_phase"]["busy"]["start_s"]
+            .as_f64()
+            .unwrap()
+            .round(),
+        1.0
+    );
+    assert_eq!(
+        json["by_phase"]["warm"]["ramp_rps"],
+        serde_json::json!([50.0, 50.0])
+    );
+    let last = json["timeline"].as_array().unwrap().last().unwrap();
+    assert!(
+        last["by_request"]["users"]["completed"].as_u64().unwrap() > 0,
+        "{last}"
+    );
+    let users = json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap());
+    assert_eq!(users.max(), Some(2), "the closed phase's two users");
+    let buckets = json["latency_histogram"].as_array().unwrap();
+    let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, json["status"]["200"].as_u64().unwrap());
+    assert_eq!(json["scenario"], "scenario", "no name and no file");
+    assert!(json["started_at"].as_str().unwrap().ends_with(" GMT"));
 
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert_eq!(
-        page.matches("<svg").count(),
-        3,
-        "rate, status mix and latency"
-    );
+    // Rate, status mix, latency (linear and log), distribution, two per request, users.
+    assert_eq!(page.matches("<svg").count(), 8);
+    let mut at = 0;
+    for id in generate::html::SECTIONS {
+        let found = page.find(&format!("<section id=\"{id}\">"));
+        at = found
+            .filter(|&f| f > at)
+            .unwrap_or_else(|| panic!("#{id} missing or out of order"));
+    }
+    // Every chart over time marks where "busy" starts (and "warm", at 0).
+    assert_eq!(page.matches("class=\"phase\"").count(), 2 * 7);
     assert!(page.contains("&lt;scripts&gt;"), "names are escaped");
     for external in ["src=", "href=", "<link", "@import", "url("] {
         assert!(
@@ -356,6 +389,19 @@ fn bad_scenarios_name_the_field_and_line() {
         e.contains("requests[1], line 5: path \"b\" must start with /"),
         "{e}"
     );
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests:\n  - { path: /a, method: GETT }\n");
+    assert!(
+        e.starts_with("requests[0].method, line 4: \"GETT\" is not a request method; known methods: GET, HEAD, POST"),
+        "{e}"
+    );
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, users: 2 }]\nrequests: [{ path: /a }]\nthresholds: { rate_achieved: 99% }\n");
+    assert!(e.contains("thresholds.rate_achieved"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p99: 500 }\n");
+    assert!(e.starts_with("thresholds.p99, line 4:"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { error_rate: 1 }\n");
+    assert!(e.contains("not a percentage"), "{e}");
+    let e = err("target: http://a.test\nphases: [{ duration: 1s, rate: 1/s }]\nrequests: [{ path: /a }]\nthresholds: { p95: 1s }\n");
+    assert!(e.contains("unknown field"), "{e}");
 }
 
 #[test]

@@ -151,7 +151,7 @@ pub async fn fetch(auth: &Auth, client: &HttpClient) -> Result<Token, AuthError>
         .await
         .map_err(|e| AuthError::Unreachable {
             url: url.clone(),
-            reason: e.to_string(),
+            reason: super::cause::explain(e.as_ref()),
         })?;
     if !status.is_success() {
         let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();

@@ -1,4 +1,5 @@
-//! The generator's connections: a connector over rustls (webpki roots) that reaches the target
+//! The generator's connections: a connector over rustls (the webpki roots, `SSL_CERT_FILE`
+//! and the scenario's `tls.ca_file`) that reaches the target
 //! either straight or through a forward proxy, and hyper-util's pooled legacy client on top of
 //! it for the OAuth token requests. Load requests use the same connector through [`super::link`].
 //!
@@ -7,6 +8,7 @@
 //! `https://` requests open a `CONNECT` tunnel and speak TLS to the target inside it.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,12 +19,14 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
+use super::cause::Failure;
+use super::tunnel::{authority, ConnectTunnel};
 use crate::BoxError;
 
 /// Idle pooled connections are closed after this; below common server idle timeouts.
@@ -37,6 +41,8 @@ pub enum ClientError {
     BadProxy(String),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("SSL_CERT_FILE: {0}")]
+    CertFile(String),
 }
 
 /// A cheap-to-clone handle on one connection pool.
@@ -49,13 +55,12 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// `proxy`, when given, is an `http://host:port` forward proxy every request goes through.
-    pub fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
-        let connector = Connector::new(proxy, connect_timeout)?;
+    pub fn new(connector: Connector) -> HttpClient {
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Ok(HttpClient { inner })
+        HttpClient { inner }
     }
 
     /// Sends `req` and keeps the body (up to 1 MiB), for the token endpoint.
@@ -70,14 +75,41 @@ impl HttpClient {
     }
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+/// Trust for `https://` targets: the public web roots, the certificates in `SSL_CERT_FILE`
+/// (as curl and OpenSSL read it) and those in the scenario's `tls.ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let from_env = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty());
+    let from_env = from_env
+        .map(|f| read_certificates(Path::new(&f)))
+        .transpose()
+        .map_err(ClientError::CertFile)?;
+    // The scenario's file was read when it was checked; reading it again here keeps the two
+    // sources on one path.
+    let from_file = ca_file.map(read_certificates).transpose();
+    let from_file = from_file.map_err(ClientError::CertFile)?;
+    for cert in from_env.into_iter().chain(from_file).flatten() {
+        // A certificate rustls cannot use as a root is skipped, as OpenSSL does with a bundle.
+        let _ = roots.add(cert);
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// The PEM certificates in `file`; an error says why there are none.
+pub(crate) fn read_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} is not a PEM file: {e}", file.display()))?;
+    match certs.is_empty() {
+        true => Err(format!("{} holds no PEM certificate", file.display())),
+        false => Ok(certs),
+    }
 }
 
 // === impl Connector ===
@@ -96,16 +128,21 @@ struct Via {
     /// To the proxy itself, for absolute-form `http://` requests.
     plain: HttpConnector,
     /// `CONNECT` through the proxy, then TLS, for `https://` requests.
-    tunnel: HttpsConnector<Tunnel<HttpConnector>>,
+    tunnel: HttpsConnector<ConnectTunnel>,
 }
 
 impl Connector {
-    pub fn new(proxy: Option<&str>, connect_timeout: Duration) -> Result<Connector, ClientError> {
+    /// `ca_file`: certificates to trust besides the public roots and `SSL_CERT_FILE`.
+    pub fn new(
+        proxy: Option<&str>,
+        connect_timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Connector, ClientError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let tls = tls_config()?;
+        let tls = tls_config(ca_file)?;
         let direct = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls.clone())
             .https_or_http()
@@ -119,7 +156,10 @@ impl Connector {
                     .with_tls_config(tls)
                     .https_only()
                     .enable_http1()
-                    .wrap_connector(Tunnel::new(proxy.clone(), http.clone()));
+                    .wrap_connector(ConnectTunnel {
+                        proxy: proxy.clone(),
+                        http: http.clone(),
+                    });
                 Some(Via {
                     proxy,
                     plain: http,
@@ -155,21 +195,30 @@ impl tower::Service<Uri> for Connector {
         Poll::Ready(Ok(()))
     }
 
+    /// Every failure names what it was connecting to, for [`super::cause::explain`].
     fn call(&mut self, dst: Uri) -> Connecting {
         let https = dst.scheme_str() == Some("https");
+        let to = authority(&dst, if https { 443 } else { 80 });
         match &mut self.via {
             None => {
                 let connecting = self.direct.call(dst);
-                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+                Box::pin(async move {
+                    let io = connecting.await.map_err(|e| Failure::boxed(to, e))?;
+                    Ok(Conn::new(io, false))
+                })
             }
             Some(via) if https => {
                 let connecting = via.tunnel.call(dst);
-                Box::pin(async move { Ok(Conn::new(connecting.await?, false)) })
+                Box::pin(async move {
+                    let io = connecting.await.map_err(|e| Failure::boxed(to, e))?;
+                    Ok(Conn::new(io, false))
+                })
             }
             Some(via) => {
+                let proxy = format!("the proxy {}", authority(&via.proxy, 80));
                 let connecting = via.plain.call(via.proxy.clone());
                 Box::pin(async move {
-                    let tcp = connecting.await?;
+                    let tcp = connecting.await.map_err(|e| Failure::boxed(proxy, e))?;
                     // Marked as proxied, the pool sends requests in absolute-form.
                     Ok(Conn::new(MaybeHttpsStream::Http(tcp), true))
                 })

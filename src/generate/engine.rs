@@ -20,11 +20,13 @@ use super::lanes::{Job, Lanes};
 use super::link::{exchange, Link, Prepared};
 use super::mix::Mix;
 use super::progress::Progress;
-use super::record::{ErrorKind, Outcome, Recorder, Stats};
+use super::record::{ErrorKind, Outcome, Recorder};
 use super::report::{PhaseRun, Second};
 use super::scenario::{Load, Phase, Scenario};
 use super::schedule::Arrivals;
 use super::workers::Workers;
+
+mod timeline;
 
 /// A scheduler yields to its runtime after this many back-to-back sends, so that catching up
 /// after a stall cannot starve the lanes on the same thread.
@@ -47,6 +49,8 @@ pub(super) struct Engine {
     workers: Workers,
     /// Requests started since the last tick.
     sent: AtomicU64,
+    /// Closed-model users running now.
+    users: AtomicU64,
 }
 
 /// What [`Engine::run`] hands back besides the recorder's counts.
@@ -76,6 +80,7 @@ impl Engine {
                 .map(Lanes::new)
                 .collect(),
             sent: AtomicU64::new(0),
+            users: AtomicU64::new(0),
             scenario,
             connector,
             tokens,
@@ -205,6 +210,11 @@ impl Engine {
             let dropped = Outcome::Error(ErrorKind::Dropped);
             self.recorder
                 .record(job.seq, job.request, job.phase, dropped, Duration::ZERO);
+            let cause = format!(
+                "max_in_flight ({}) requests were already in flight when it was due",
+                self.scenario.max_in_flight
+            );
+            self.recorder.record_cause(ErrorKind::Dropped, cause);
         }
     }
 
@@ -245,6 +255,7 @@ impl Engine {
         think: Duration,
     ) {
         tokio::time::sleep_until(first).await;
+        self.users.fetch_add(1, Ordering::Relaxed);
         // One user, one keep-alive connection, like one of wrk's connections.
         let mut link: Option<Link> = None;
         while Instant::now() < end {
@@ -260,6 +271,7 @@ impl Engine {
                 }
             }
         }
+        self.users.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Sends request `index` on `link` and records the outcome, with latency counted from
@@ -275,92 +287,16 @@ impl Engine {
         let auth = self.tokens.as_ref().map(Tokens::header);
         let prepared = &self.prepared[index];
         let timeout = self.scenario.timeout;
-        let outcome = exchange(link, &self.connector, prepared, auth.as_ref(), timeout).await;
+        let result = exchange(link, &self.connector, prepared, auth.as_ref(), timeout).await;
         let latency = Instant::now().saturating_duration_since(since);
+        let outcome = match result {
+            Ok(status) => Outcome::Status(status),
+            Err(failed) => {
+                self.recorder.record_cause(failed.kind, failed.cause);
+                Outcome::Error(failed.kind)
+            }
+        };
         self.recorder.record(shard, index, phase, outcome, latency);
-    }
-
-    /// Once a second: one timeline entry and a progress update; a last one when stopped.
-    async fn tick(
-        self: Arc<Self>,
-        start: Instant,
-        progress: Progress,
-        mut stopped: oneshot::Receiver<()>,
-    ) -> Vec<Second> {
-        let second = Duration::from_secs(1);
-        let mut every = tokio::time::interval_at(start + second, second);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut timeline, mut interval, mut cumulative) =
-            (Vec::new(), Stats::default(), Stats::default());
-        let mut last = start;
-        loop {
-            let done = tokio::select! {
-                _ = every.tick() => false,
-                _ = &mut stopped => true,
-            };
-            let now = Instant::now();
-            self.recorder.take_interval(&mut interval);
-            let span = now.saturating_duration_since(last);
-            let entry = self.second(&interval, now - start, span);
-            cumulative.add(&interval);
-            let phase = self.phase_at(now - start);
-            progress.update(
-                now - start,
-                phase,
-                entry.completed as f64 / span.as_secs_f64().max(1e-3),
-                &cumulative,
-            );
-            // The stop usually lands just after a tick: a sliver of a second would chart as a
-            // dip or a spike, so it joins the second before.
-            match timeline.last_mut() {
-                Some(last) if done && span < Duration::from_millis(500) => merge(last, entry),
-                _ => timeline.push(entry),
-            }
-            last = now;
-            if done {
-                progress.finish();
-                return timeline;
-            }
-        }
-    }
-
-    fn second(&self, interval: &Stats, at: Duration, span: Duration) -> Second {
-        Second {
-            t: at.as_secs_f64(),
-            span_s: span.as_secs_f64(),
-            sent: self.sent.swap(0, Ordering::Relaxed),
-            completed: interval.requests(),
-            status: interval.status.clone(),
-            errors: interval.error_count(),
-            p50_ms: interval.quantile_ms(0.5),
-            p99_ms: interval.quantile_ms(0.99),
-            max_ms: interval.max_ms(),
-        }
-    }
-
-    /// The name of the phase running `elapsed` into the run.
-    fn phase_at(&self, elapsed: Duration) -> &str {
-        let mut end = Duration::ZERO;
-        for phase in &self.scenario.phases {
-            end += phase.duration;
-            if elapsed < end {
-                return &phase.name;
-            }
-        }
-        "finishing"
-    }
-}
-
-/// Adds a short last interval's counts to the second before it.
-fn merge(into: &mut Second, sliver: Second) {
-    into.t = sliver.t;
-    into.span_s += sliver.span_s;
-    into.sent += sliver.sent;
-    into.completed += sliver.completed;
-    into.errors += sliver.errors;
-    into.max_ms = into.max_ms.max(sliver.max_ms);
-    for (code, n) in sliver.status {
-        *into.status.entry(code).or_default() += n;
     }
 }
 

@@ -1,60 +1,170 @@
-//! `--html`: the report as one self-contained page, with inline SVG charts of rate, status mix
-//! and latency per second, and the summary tables. No scripts, fonts or images are loaded from
-//! anywhere, so the file opens the same offline, attached to a ticket, years later.
+//! `--html`: the report as one self-contained page, laid out after JMeter's dashboard and k6's
+//! web report: what ran (scenario, target, date), whether it passed (thresholds), the summary
+//! tables, then charts over time with the phase boundaries marked (rate against the target,
+//! status mix, latency on a linear or log scale, each request's series, active users), the
+//! latency distribution and the errors by cause. No scripts, fonts or images are loaded from
+//! anywhere (the scale switch is CSS), so the file opens the same offline, attached to a
+//! ticket, years later.
+
+mod chart;
 
 use std::fmt::Write as _;
 
+use self::chart::{Scale, Series, TimeAxis, PALETTE};
 use super::report::{Report, Second, Summary};
 
-const WIDTH: f64 = 900.0;
-const HEIGHT: f64 = 220.0;
-/// Room for the y-axis labels on the left and the x-axis labels below.
-const LEFT: f64 = 60.0;
-const BOTTOM: f64 = 24.0;
-const TOP: f64 = 10.0;
-
-/// A named series of `(seconds, value)` points and its colour.
-struct Series<'a> {
-    name: &'a str,
-    color: &'a str,
-    points: Vec<(f64, f64)>,
-}
+/// The `id` of every `<section>` of the page, in page order.
+pub const SECTIONS: [&str; 10] = [
+    "overview",
+    "thresholds",
+    "summary",
+    "rate",
+    "status",
+    "latency",
+    "distribution",
+    "requests",
+    "users",
+    "errors",
+];
 
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let mut page = String::with_capacity(64 * 1024);
-    let title = format!("pacer generate: {}", escape(&report.target));
+    let title = format!("pacer generate: {}", escape(&report.scenario));
     let _ = write!(
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
     );
-    let via = report
-        .proxy
-        .as_deref()
-        .map(escape)
-        .unwrap_or_else(|| "none".into());
-    let _ = writeln!(
-        page,
-        "<p>{} requests in {:.1} s ({:.1}/s); proxy: {via}</p>",
-        report.total.requests, report.duration_s, report.total.rps
-    );
-    page.push_str(&tables(report));
+    page.push_str(&overview(report));
+    page.push_str(&thresholds(report));
+    section(&mut page, "summary", "Summary", &tables(report));
+    let phases: Vec<(f64, String)> = (report.by_phase.0.iter())
+        .map(|(name, p)| (p.start_s, name.clone()))
+        .collect();
+    let axis = TimeAxis {
+        seconds: report.timeline.last().map_or(report.duration_s, |s| s.t),
+        phases: &phases,
+    };
     let t = &report.timeline;
-    page.push_str("<h2>Rate (requests per second)</h2>\n");
-    page.push_str(&line_chart(&rate_series(t)));
-    page.push_str("<h2>Status mix (responses per second)</h2>\n");
-    page.push_str(&stacked_chart(&status_series(t)));
-    page.push_str("<h2>Latency (ms)</h2>\n");
-    page.push_str(&line_chart(&latency_series(t)));
+    let rate = chart::lines(&axis, &rate_series(report), Scale::Linear) + &open_phases(report);
+    section(
+        &mut page,
+        "rate",
+        "Rate: target, sent, completed and dropped (per second)",
+        &rate,
+    );
+    let status = chart::stacked(&axis, &status_series(t));
+    section(
+        &mut page,
+        "status",
+        "Status mix (responses per second)",
+        &status,
+    );
+    section(
+        &mut page,
+        "latency",
+        "Latency per second (ms)",
+        &latency(&axis, t),
+    );
+    section(
+        &mut page,
+        "distribution",
+        "Latency distribution",
+        &distribution(report),
+    );
+    section(
+        &mut page,
+        "requests",
+        "Per request over time",
+        &per_request(&axis, report),
+    );
+    section(
+        &mut page,
+        "users",
+        "Active users (closed model)",
+        &users(&axis, report),
+    );
+    section(&mut page, "errors", "Errors by cause", &errors(report));
     page.push_str("</body></html>\n");
     page
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:960px}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{padding:2px 10px;text-align:right;\
 border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}\
-svg{background:#fafafa;border:1px solid #ddd}.legend span{margin-right:1.5em}";
+.text{text-align:left}svg{background:#fafafa;border:1px solid #ddd}\
+.legend span{margin-right:1.5em}.pass{color:#1a7f37;font-weight:bold}\
+.fail{color:#c62828;font-weight:bold}.note{color:#666}\
+.scale input{margin-left:1em}.log{display:none}\
+#scale-log:checked~.linear{display:none}#scale-log:checked~.log{display:block}";
+
+fn section(page: &mut String, id: &str, title: &str, body: &str) {
+    let _ = write!(
+        page,
+        "<section id=\"{id}\">\n<h2>{title}</h2>\n{body}</section>\n"
+    );
+}
+
+/// What ran, where, when, and the overall verdict.
+fn overview(r: &Report) -> String {
+    let via = r.proxy.as_deref().map(escape);
+    let verdict = match r.failure() {
+        None => "<span class=\"pass\">passed</span>".to_owned(),
+        Some(f) => format!(
+            "<span class=\"fail\">failed</span>: {}",
+            escape(&f.to_string())
+        ),
+    };
+    let rows = [
+        ("scenario", escape(&r.scenario)),
+        ("target", escape(&r.target)),
+        ("proxy", via.unwrap_or_else(|| "none".into())),
+        ("started", escape(&r.started_at)),
+        ("duration", format!("{:.1} s", r.duration_s)),
+        (
+            "requests",
+            format!("{} ({:.1}/s)", r.total.requests, r.total.rps),
+        ),
+        ("result", verdict),
+    ];
+    let mut out = String::from("<section id=\"overview\"><table>\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "<tr><th>{k}</th><td class=\"text\">{v}</td></tr>");
+    }
+    out.push_str("</table></section>\n");
+    out
+}
+
+fn thresholds(r: &Report) -> String {
+    let mut out = String::from("<section id=\"thresholds\">\n<h2>Thresholds</h2>\n");
+    if r.thresholds.is_empty() {
+        out.push_str(
+            "<p class=\"note\">None set (add <code>thresholds:</code> to the scenario).</p>\n",
+        );
+    } else {
+        out.push_str(
+            "<table><tr><th>threshold</th><th>limit</th><th>measured</th><th></th></tr>\n",
+        );
+        for c in &r.thresholds {
+            let (class, word) = if c.passed {
+                ("pass", "pass")
+            } else {
+                ("fail", "FAIL")
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td></tr>",
+                c.name,
+                escape(&c.limit),
+                escape(&c.actual)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
 
 fn tables(report: &Report) -> String {
     let mut out = String::from(
@@ -92,237 +202,217 @@ fn row(label: &str, s: &Summary) -> String {
     )
 }
 
-fn rate_series(t: &[Second]) -> Vec<Series<'static>> {
-    let per_sec = |f: fn(&Second) -> u64| {
-        t.iter()
-            .map(|s| (s.t, f(s) as f64 / s.span_s.max(1e-3)))
-            .collect()
-    };
+/// Per second of `t`: `f` of the second, divided by its length.
+fn per_sec(t: &[Second], f: impl Fn(&Second) -> u64) -> Vec<(f64, Option<f64>)> {
+    (t.iter())
+        .map(|s| (s.t, Some(f(s) as f64 / s.span_s.max(1e-3))))
+        .collect()
+}
+
+/// Where a line chart puts a second's point: the middle of the interval it covers.
+fn mid(s: &Second) -> f64 {
+    s.t - s.span_s / 2.0
+}
+
+/// Points moved from the end of their second to its middle, for line charts.
+fn centred(t: &[Second], points: Vec<(f64, Option<f64>)>) -> Vec<(f64, Option<f64>)> {
+    t.iter()
+        .zip(points)
+        .map(|(s, (_, v))| (mid(s), v))
+        .collect()
+}
+
+/// The target rate (open phases, from their ramps) and what was sent, completed and dropped.
+fn rate_series(r: &Report) -> Vec<Series> {
+    let t = &r.timeline;
+    let target = t
+        .iter()
+        .map(|s| {
+            let mid = mid(s);
+            let phase = (r.by_phase.0.iter())
+                .find(|(_, p)| (p.start_s..p.start_s + p.duration_s).contains(&mid));
+            let rate = phase.and_then(|(_, p)| {
+                let (from, to) = p.ramp_rps?;
+                Some(from + (to - from) * (mid - p.start_s) / p.duration_s)
+            });
+            (mid, rate)
+        })
+        .collect();
     vec![
         Series {
-            name: "sent",
-            color: "#1f77b4",
-            points: per_sec(|s| s.sent),
+            dashed: true,
+            ..Series::new("target", "#555", target)
         },
-        Series {
-            name: "completed",
-            color: "#2ca02c",
-            points: per_sec(|s| s.completed),
-        },
+        Series::new(
+            "sent",
+            "#1f77b4",
+            centred(t, per_sec(t, |s| s.sent.saturating_sub(s.dropped))),
+        ),
+        Series::new(
+            "completed",
+            "#2ca02c",
+            centred(t, per_sec(t, |s| s.completed.saturating_sub(s.dropped))),
+        ),
+        Series::new("dropped", "#d62728", centred(t, per_sec(t, |s| s.dropped))),
     ]
 }
 
-fn status_series(t: &[Second]) -> Vec<Series<'static>> {
-    let per_sec = |f: &dyn Fn(&Second) -> u64| -> Vec<(f64, f64)> {
-        t.iter()
-            .map(|s| (s.t, f(s) as f64 / s.span_s.max(1e-3)))
-            .collect()
-    };
+/// Target against achieved, per open phase.
+fn open_phases(r: &Report) -> String {
+    let mut out = String::from(
+        "<table><tr><th>open phase</th><th>target rps</th><th>achieved rps</th>\
+         <th>sent rps</th><th>dropped</th><th>schedule lag p99 ms</th></tr>\n",
+    );
+    let mut any = false;
+    for (name, p) in &r.by_phase.0 {
+        let (Some(target), Some(achieved), Some(sent)) = (p.target_rps, p.achieved_rps, p.sent_rps)
+        else {
+            continue;
+        };
+        any = true;
+        let dropped = p.summary.error_kinds.get("dropped").copied().unwrap_or(0);
+        let lag = p.schedule_lag_ms.map_or(0.0, |l| l.p99);
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{target:.1}</td><td>{achieved:.1}</td><td>{sent:.1}</td>\
+             <td>{dropped}</td><td>{lag:.2}</td></tr>",
+            escape(name)
+        );
+    }
+    out.push_str("</table>\n");
+    match any {
+        true => out,
+        false => String::new(),
+    }
+}
+
+fn status_series(t: &[Second]) -> Vec<Series> {
     let class = |lo: u16, hi: u16| move |s: &Second| s.status.range(lo..hi).map(|(_, n)| n).sum();
     vec![
-        Series {
-            name: "2xx",
-            color: "#2ca02c",
-            points: per_sec(&class(200, 300)),
-        },
-        Series {
-            name: "429",
-            color: "#ff7f0e",
-            points: per_sec(&class(429, 430)),
-        },
-        Series {
-            name: "other 1xx-4xx",
-            color: "#9467bd",
-            points: per_sec(&|s| class(100, 500)(s) - class(200, 300)(s) - class(429, 430)(s)),
-        },
-        Series {
-            name: "5xx",
-            color: "#d62728",
-            points: per_sec(&class(500, 600)),
-        },
-        Series {
-            name: "errors",
-            color: "#7f7f7f",
-            points: per_sec(&|s| s.errors),
-        },
+        Series::new("2xx", "#2ca02c", per_sec(t, class(200, 300))),
+        Series::new("429", "#ff7f0e", per_sec(t, class(429, 430))),
+        Series::new(
+            "other 1xx-4xx",
+            "#9467bd",
+            per_sec(t, |s| {
+                class(100, 500)(s) - class(200, 300)(s) - class(429, 430)(s)
+            }),
+        ),
+        Series::new("5xx", "#d62728", per_sec(t, class(500, 600))),
+        Series::new("errors", "#7f7f7f", per_sec(t, |s| s.errors)),
     ]
 }
 
-fn latency_series(t: &[Second]) -> Vec<Series<'static>> {
-    let pick = |f: fn(&Second) -> f64| t.iter().map(|s| (s.t, f(s))).collect();
-    vec![
-        Series {
-            name: "p50",
-            color: "#2ca02c",
-            points: pick(|s| s.p50_ms),
-        },
-        Series {
-            name: "p99",
-            color: "#ff7f0e",
-            points: pick(|s| s.p99_ms),
-        },
-        Series {
-            name: "max",
-            color: "#d62728",
-            points: pick(|s| s.max_ms),
-        },
-    ]
+/// p50, p99 and max per second, on a linear and a log scale (a CSS switch shows one); a
+/// second without responses is a gap, not a zero.
+fn latency(axis: &TimeAxis, t: &[Second]) -> String {
+    let pick = |f: fn(&Second) -> f64| -> Vec<(f64, Option<f64>)> {
+        let answered = |s: &Second| s.completed > s.errors;
+        t.iter()
+            .map(|s| (mid(s), answered(s).then(|| f(s))))
+            .collect()
+    };
+    let series = [
+        Series::new("p50", "#2ca02c", pick(|s| s.p50_ms)),
+        Series::new("p99", "#ff7f0e", pick(|s| s.p99_ms)),
+        Series::new("max", "#d62728", pick(|s| s.max_ms)),
+    ];
+    format!(
+        "<div class=\"scale\">scale:<input type=\"radio\" name=\"scale\" id=\"scale-linear\" checked>\
+         <label for=\"scale-linear\">linear</label><input type=\"radio\" name=\"scale\" \
+         id=\"scale-log\"><label for=\"scale-log\">log</label>\n\
+         <div class=\"linear\">{}</div><div class=\"log\">{}</div></div>\n",
+        chart::lines(axis, &series, Scale::Linear),
+        chart::lines(axis, &series, Scale::Log)
+    )
 }
 
-/// Lines, one per series.
-fn line_chart(series: &[Series]) -> String {
-    let y_max = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    let frame = Frame::new(series, y_max);
-    let mut svg = frame.open();
-    for s in series {
-        let points: Vec<String> = s
-            .points
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", frame.x(x), frame.y(y)))
+fn distribution(r: &Report) -> String {
+    if r.latency_histogram.is_empty() {
+        return "<p class=\"note\">No responses.</p>\n".into();
+    }
+    let labels: Vec<String> = (r.latency_histogram.iter())
+        .map(|b| format!("≤{}", chart::short(b.le_ms)))
+        .collect();
+    let counts: Vec<u64> = r.latency_histogram.iter().map(|b| b.count).collect();
+    let l = &r.total.latency_ms;
+    format!(
+        "{}<p class=\"note\">Responses by latency (ms; ten buckets per power of ten). p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}, mean {:.2} ms.</p>\n",
+        chart::bars(&labels, &counts, "#1f77b4"),
+        l.p50,
+        l.p90,
+        l.p99,
+        l.max,
+        l.mean
+    )
+}
+
+/// Each request name's completions per second and p99 per second.
+fn per_request(axis: &TimeAxis, r: &Report) -> String {
+    let names = r.by_request.0.iter().map(|(n, _)| n.as_str());
+    let mut rate = Vec::new();
+    let mut p99 = Vec::new();
+    for (i, name) in names.enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let of = |s: &Second| s.by_request.get(name).cloned();
+        let per_second = (r.timeline.iter())
+            .map(|s| {
+                (
+                    mid(s),
+                    of(s).map(|q| q.completed as f64 / s.span_s.max(1e-3)),
+                )
+            })
             .collect();
+        let latency = (r.timeline.iter())
+            .map(|s| {
+                (
+                    s.t,
+                    of(s).filter(|q| q.completed > q.errors).map(|q| q.p99_ms),
+                )
+            })
+            .collect();
+        rate.push(Series::new(name, color, per_second));
+        p99.push(Series::new(name, color, latency));
+    }
+    format!(
+        "<h3>Completed per second</h3>\n{}<h3>p99 latency per second (ms)</h3>\n{}",
+        chart::lines(axis, &rate, Scale::Linear),
+        chart::lines(axis, &p99, Scale::Linear)
+    )
+}
+
+fn users(axis: &TimeAxis, r: &Report) -> String {
+    if !r.by_phase.0.iter().any(|(_, p)| p.model == "closed") {
+        return "<p class=\"note\">No closed-model phase in this scenario.</p>\n".into();
+    }
+    let points = (r.timeline.iter())
+        // A count at the end of each second, not a total over it.
+        .map(|s| (s.t, Some(s.users as f64)))
+        .collect();
+    chart::lines(
+        axis,
+        &[Series::new("users", "#9467bd", points)],
+        Scale::Linear,
+    )
+}
+
+fn errors(r: &Report) -> String {
+    if r.error_causes.is_empty() {
+        return "<p class=\"note\">Every request got a response.</p>\n".into();
+    }
+    let mut out =
+        String::from("<table><tr><th>kind</th><th>count</th><th class=\"text\">cause</th></tr>\n");
+    for c in &r.error_causes {
         let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
-            s.color,
-            points.join(" ")
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
+            c.kind,
+            c.count,
+            escape(&c.cause)
         );
     }
-    frame.close(svg, series)
-}
-
-/// Bars per second, the series stacked in order.
-fn stacked_chart(series: &[Series]) -> String {
-    let n = series.first().map_or(0, |s| s.points.len());
-    let total = |i: usize| series.iter().map(|s| s.points[i].1).sum::<f64>();
-    let y_max = (0..n).map(total).fold(0.0, f64::max);
-    let frame = Frame::new(series, y_max);
-    let mut svg = frame.open();
-    for i in 0..n {
-        let (t, mut base) = (series[0].points[i].0, 0.0);
-        let x0 = frame.x(if i == 0 {
-            0.0
-        } else {
-            series[0].points[i - 1].0
-        });
-        let w = (frame.x(t) - x0 - 1.0).max(1.0);
-        for s in series {
-            let v = s.points[i].1;
-            if v > 0.0 {
-                let (top, bottom) = (frame.y(base + v), frame.y(base));
-                let _ = writeln!(
-                    svg,
-                    "<rect x=\"{x0:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    bottom - top,
-                    s.color
-                );
-            }
-            base += v;
-        }
-    }
-    frame.close(svg, series)
-}
-
-/// Axes and scales shared by the charts.
-struct Frame {
-    x_max: f64,
-    y_max: f64,
-}
-
-impl Frame {
-    fn new(series: &[Series], y_max: f64) -> Frame {
-        let x_max = series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .fold(1.0, f64::max);
-        Frame {
-            x_max,
-            y_max: nice_ceiling(y_max),
-        }
-    }
-
-    fn x(&self, t: f64) -> f64 {
-        LEFT + t / self.x_max * (WIDTH - LEFT - 10.0)
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        TOP + (1.0 - v / self.y_max) * (HEIGHT - TOP - BOTTOM)
-    }
-
-    /// The opening tag, grid lines and axis labels.
-    fn open(&self) -> String {
-        let mut svg = format!(
-            // Inline SVG in HTML needs no namespace attribute.
-            "<svg width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-             viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-size=\"11\">\n"
-        );
-        for i in 0..=4 {
-            let v = self.y_max * f64::from(i) / 4.0;
-            let y = self.y(v);
-            let _ = writeln!(
-                svg,
-                "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                WIDTH - 10.0,
-                LEFT - 4.0,
-                y + 4.0,
-                short(v)
-            );
-        }
-        // Whole seconds at a round step: 0s 1s 2s ..., or 0s 10s 20s ... on a long run.
-        let step = nice_ceiling(self.x_max / 8.0);
-        let mut t = 0.0;
-        while t <= self.x_max {
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{t:.0}s</text>",
-                self.x(t),
-                HEIGHT - 6.0
-            );
-            t += step;
-        }
-        svg
-    }
-
-    /// The closing tag and a legend below the chart.
-    fn close(&self, mut svg: String, series: &[Series]) -> String {
-        svg.push_str("</svg>\n<div class=\"legend\">");
-        for s in series {
-            let _ = write!(
-                svg,
-                "<span><span style=\"color:{}\">&#9632;</span> {}</span>",
-                s.color,
-                escape(s.name)
-            );
-        }
-        svg.push_str("</div>\n");
-        svg
-    }
-}
-
-/// The next of 1, 2, 5 times a power of ten at or above `v` (at least 1).
-fn nice_ceiling(v: f64) -> f64 {
-    if v <= 1.0 {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|&c| c >= v)
-        .unwrap_or(10.0 * magnitude)
-}
-
-/// An axis label: 1500 -> 1.5k.
-fn short(v: f64) -> String {
-    match v {
-        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
-        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
-        v if v >= 10.0 || v == 0.0 => format!("{v:.0}"),
-        v => format!("{v:.2}"),
-    }
+    out.push_str("</table>\n");
+    out
 }
 
 fn escape(text: &str) -> String {
@@ -337,14 +427,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scales_and_labels() {
-        assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(3.0), 5.0);
-        assert_eq!(nice_ceiling(17.0), 20.0);
-        assert_eq!(nice_ceiling(500.0), 500.0);
-        assert_eq!(nice_ceiling(501.0), 1000.0);
-        assert_eq!(short(1500.0), "1.5k");
-        assert_eq!(short(0.25), "0.25");
+    fn escapes() {
         assert_eq!(
             escape("<a href=\"x\">&"),
             "&lt;a href=&quot;x&quot;&gt;&amp;"

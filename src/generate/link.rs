@@ -19,8 +19,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::Connection as _;
 use tokio::time::Instant;
 
+use super::cause::explain;
 use super::client::Connector;
-use super::record::{ErrorKind, Outcome};
+use super::record::ErrorKind;
 use super::scenario::RequestSpec;
 
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
@@ -50,7 +51,22 @@ pub(super) struct Link {
 enum SendError {
     /// The request never left: the connection had closed. Safe to send again elsewhere.
     NotSent,
-    Failed(ErrorKind),
+    Failed(Failed),
+}
+
+/// A request that got no response: the kind it counts as, and the cause in words.
+pub(super) struct Failed {
+    pub kind: ErrorKind,
+    pub cause: String,
+}
+
+impl Failed {
+    fn new(kind: ErrorKind, err: &(dyn std::error::Error + 'static)) -> Failed {
+        Failed {
+            kind,
+            cause: explain(err),
+        }
+    }
 }
 
 // === impl Prepared ===
@@ -92,12 +108,14 @@ impl Prepared {
 // === impl Link ===
 
 impl Link {
-    async fn connect(connector: &Connector, target: &Uri) -> Result<Link, ErrorKind> {
+    async fn connect(connector: &Connector, target: &Uri) -> Result<Link, Failed> {
         let io = tower::Service::call(&mut connector.clone(), target.clone())
             .await
-            .map_err(|_| ErrorKind::Connect)?;
+            .map_err(|e| Failed::new(ErrorKind::Connect, e.as_ref()))?;
         let proxied = io.connected().is_proxied();
-        let (sender, conn) = http1::handshake(io).await.map_err(|_| ErrorKind::Connect)?;
+        let (sender, conn) = http1::handshake(io)
+            .await
+            .map_err(|e| Failed::new(ErrorKind::Connect, &e))?;
         Ok(Link {
             sender,
             driver: Some(Box::pin(conn)),
@@ -121,12 +139,12 @@ impl Link {
         let response = match drive(&mut self.driver, self.sender.try_send_request(req)).await {
             Ok(response) => response,
             Err(e) if e.message().is_some() => return Err(SendError::NotSent),
-            Err(_) => return Err(SendError::Failed(ErrorKind::Io)),
+            Err(e) => return Err(SendError::Failed(Failed::new(ErrorKind::Io, e.error()))),
         };
         let status = response.status();
         let mut body = response.into_body();
         while let Some(frame) = drive(&mut self.driver, body.frame()).await {
-            frame.map_err(|_| SendError::Failed(ErrorKind::Io))?;
+            frame.map_err(|e| SendError::Failed(Failed::new(ErrorKind::Io, &e)))?;
         }
         Ok(status)
     }
@@ -157,7 +175,7 @@ pub(super) async fn exchange(
     prepared: &Prepared,
     auth: Option<&HeaderValue>,
     timeout: Duration,
-) -> Outcome {
+) -> Result<u16, Failed> {
     let deadline = Instant::now() + timeout;
     let attempt = async {
         for _ in 0..2 {
@@ -168,21 +186,26 @@ pub(super) async fn exchange(
             match open.send(prepared.request(open.proxied, auth)).await {
                 Ok(status) => return Ok(status),
                 Err(SendError::NotSent) => *link = None,
-                Err(SendError::Failed(kind)) => {
+                Err(SendError::Failed(failed)) => {
                     *link = None;
-                    return Err(kind);
+                    return Err(failed);
                 }
             }
         }
-        Err(ErrorKind::Io)
+        Err(Failed {
+            kind: ErrorKind::Io,
+            cause: "the connection closed before the request could be sent, twice".into(),
+        })
     };
     match tokio::time::timeout_at(deadline, attempt).await {
-        Ok(Ok(status)) => Outcome::Status(status.as_u16()),
-        Ok(Err(kind)) => Outcome::Error(kind),
+        Ok(result) => result.map(|status| status.as_u16()),
         Err(_) => {
             // The exchange was cut mid-way; the connection's state is unknown.
             *link = None;
-            Outcome::Error(ErrorKind::Timeout)
+            Err(Failed {
+                kind: ErrorKind::Timeout,
+                cause: format!("no complete response within the scenario's timeout ({timeout:?})"),
+            })
         }
     }
 }

@@ -47,8 +47,8 @@ struct Shard {
     /// One cell per request and phase (`request * phases + phase`): each request is recorded
     /// once here, and the totals per request, per phase and overall are sums of cells.
     cells: Vec<Stats>,
-    /// Since the last tick.
-    interval: Stats,
+    /// Since the last tick, one per request.
+    interval: Vec<Stats>,
 }
 
 /// The merged counts.
@@ -63,7 +63,13 @@ pub struct Recorder {
     shards: Box<[Mutex<Shard>]>,
     requests: usize,
     phases: usize,
+    /// Failures by kind and cause in words; only failures take this lock.
+    causes: Mutex<BTreeMap<(ErrorKind, String), u64>>,
 }
+
+/// Distinct causes named in a report; more are counted under [`OTHER_CAUSES`].
+const MAX_CAUSES: usize = 20;
+const OTHER_CAUSES: &str = "other causes (only the first 20 distinct ones are named)";
 
 // === impl ErrorKind ===
 
@@ -159,7 +165,7 @@ impl Recorder {
             .map(|_| {
                 Mutex::new(Shard {
                     cells: vec![Stats::default(); requests * phases],
-                    interval: Stats::default(),
+                    interval: vec![Stats::default(); requests],
                 })
             })
             .collect();
@@ -167,7 +173,29 @@ impl Recorder {
             shards,
             requests,
             phases,
+            causes: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Counts why a request of `kind` failed.
+    pub fn record_cause(&self, kind: ErrorKind, cause: String) {
+        let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = match causes.len() < MAX_CAUSES || causes.contains_key(&(kind, cause.clone())) {
+            true => (kind, cause),
+            false => (kind, OTHER_CAUSES.to_owned()),
+        };
+        *causes.entry(key).or_default() += 1;
+    }
+
+    /// Failures by kind and cause, the most frequent first.
+    pub fn causes(&self) -> Vec<(ErrorKind, String, u64)> {
+        let causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = causes
+            .iter()
+            .map(|((k, c), &n)| (*k, c.clone(), n))
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        out
     }
 
     /// Records one request. `shard` is any number that tends to differ between tasks.
@@ -184,16 +212,20 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         s.cells[request * self.phases + phase].record(outcome, us);
-        s.interval.record(outcome, us);
+        s.interval[request].record(outcome, us);
     }
 
-    /// Adds every shard's counts since the last call into `into`, and starts new intervals.
-    pub fn take_interval(&self, into: &mut Stats) {
-        into.clear();
+    /// Adds every shard's counts since the last call into `into` (one per request), and
+    /// starts new intervals.
+    pub fn take_interval(&self, into: &mut Vec<Stats>) {
+        into.resize_with(self.requests, Stats::default);
+        into.iter_mut().for_each(Stats::clear);
         for shard in self.shards.iter() {
             let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
-            into.add(&s.interval);
-            s.interval.clear();
+            for (into, from) in into.iter_mut().zip(&mut s.interval) {
+                into.add(from);
+                from.clear();
+            }
         }
     }
 
@@ -229,11 +261,12 @@ mod tests {
         r.record(0, 0, 0, Outcome::Status(200), ms(10));
         r.record(1, 1, 0, Outcome::Status(429), ms(20));
         r.record(2, 1, 1, Outcome::Error(ErrorKind::Dropped), ms(0));
-        let mut tick = Stats::default();
+        let mut tick = Vec::new();
         r.take_interval(&mut tick);
-        assert_eq!((tick.requests(), tick.error_count()), (3, 1));
+        assert_eq!((tick[1].requests(), tick[1].error_count()), (2, 1));
+        assert_eq!(tick[0].requests(), 1);
         r.take_interval(&mut tick);
-        assert_eq!(tick.requests(), 0, "an interval is taken once");
+        assert_eq!(tick[1].requests(), 0, "an interval is taken once");
         let t = r.totals();
         assert_eq!(t.total.requests(), 3);
         assert_eq!(t.total.status_count(429), 1);

@@ -7,12 +7,17 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
-use super::record::{Stats, Totals};
+use super::record::{ErrorKind, Stats, Totals};
 use super::scenario::{Load, Phase, Scenario};
+use super::verdict::{self, Check};
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The scenario's `name`, or its file name.
+    pub scenario: String,
+    /// When the run started, as an HTTP date (`Sat, 05 Dec 2026 23:09:06 GMT`).
+    pub started_at: String,
     pub target: String,
     /// The forward proxy requests went through, if any.
     pub proxy: Option<String>,
@@ -23,8 +28,31 @@ pub struct Report {
     pub total: Summary,
     pub by_request: Named<Summary>,
     pub by_phase: Named<PhaseSummary>,
+    /// Why requests got no response, by kind and cause, the most frequent first.
+    pub error_causes: Vec<ErrorCause>,
+    /// The scenario's thresholds and how the run did against each.
+    pub thresholds: Vec<Check>,
+    /// Answered requests by latency, in ten buckets per power of ten.
+    pub latency_histogram: Vec<Bucket>,
     /// One entry per second of the run.
     pub timeline: Vec<Second>,
+}
+
+/// Answered requests with a latency above the previous bucket's bound, up to `le_ms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    pub le_ms: f64,
+    pub count: u64,
+}
+
+/// How many requests failed for one cause.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorCause {
+    /// `connect`, `timeout`, `io` or `dropped`.
+    pub kind: &'static str,
+    /// In words, with the address concerned: `connection refused to 127.0.0.1:9000`.
+    pub cause: String,
+    pub count: u64,
 }
 
 /// Counts and latency of a set of requests.
@@ -60,7 +88,12 @@ pub struct PhaseSummary {
     pub summary: Summary,
     /// `open` or `closed`.
     pub model: &'static str,
+    /// When it started, in seconds from the start of the run.
+    pub start_s: f64,
     pub duration_s: f64,
+    /// Open model: the arrival rate asked for at its start and at its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_rps: Option<(f64, f64)>,
     /// Open model: the mean arrival rate asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rps: Option<f64>,
@@ -68,6 +101,9 @@ pub struct PhaseSummary {
     /// included; equal to `target_rps` when it kept up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub achieved_rps: Option<f64>,
+    /// Open model: arrivals actually sent per second, the dropped ones left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_rps: Option<f64>,
     /// Open model: how late arrivals were handed to the client after their intended start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag_ms: Option<Latency>,
@@ -88,9 +124,24 @@ pub struct Second {
     pub completed: u64,
     pub status: BTreeMap<u16, u64>,
     pub errors: u64,
+    /// Open model: arrivals not sent because `max_in_flight` were in flight.
+    pub dropped: u64,
+    /// Closed model: users running at the end of this second.
+    pub users: u64,
+    /// Latency of the responses in it; 0 when there were none (`completed - errors` is 0).
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub by_request: Named<RequestSecond>,
+}
+
+/// One request name's share of a second.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSecond {
+    pub completed: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Entries serialized as a JSON object in their own order (phases in file order).
@@ -164,25 +215,34 @@ impl Latency {
 // === impl PhaseSummary ===
 
 impl PhaseSummary {
-    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun) -> PhaseSummary {
+    fn new(phase: &Phase, stats: &Stats, run: &PhaseRun, start_s: f64) -> PhaseSummary {
         let duration_s = phase.duration.as_secs_f64();
         let summary = Summary::new(stats, duration_s);
         match phase.load {
             Load::Open { rate, to } => PhaseSummary {
                 summary,
                 model: "open",
+                start_s,
                 duration_s,
+                ramp_rps: Some((rate, to)),
                 target_rps: Some((rate + to) / 2.0),
                 achieved_rps: Some(run.arrivals_sent as f64 / run.elapsed.as_secs_f64()),
+                sent_rps: Some(
+                    run.arrivals_sent.saturating_sub(dropped(stats)) as f64
+                        / run.elapsed.as_secs_f64(),
+                ),
                 schedule_lag_ms: run.lag_us.as_ref().map(Latency::of),
                 users: None,
             },
             Load::Closed { users, .. } => PhaseSummary {
                 summary,
                 model: "closed",
+                start_s,
                 duration_s,
+                ramp_rps: None,
                 target_rps: None,
                 achieved_rps: None,
+                sent_rps: None,
                 schedule_lag_ms: None,
                 users: Some(users),
             },
@@ -190,40 +250,120 @@ impl PhaseSummary {
     }
 }
 
+/// Bucket bounds within a power of ten: the R10 series of preferred numbers, so the
+/// buckets are even on a log scale and their labels round.
+const R10: [f64; 10] = [1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0];
+
+/// Counts in buckets bounded by the R10 series times powers of ten (microseconds), from the
+/// first bucket with a count to the last.
+fn histogram(h: &Histogram<u64>) -> Vec<Bucket> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let bounds: Vec<u64> = (0..12)
+        .flat_map(|e| R10.map(|m| (m * 10f64.powi(e)).round() as u64))
+        .collect();
+    let mut counts = vec![0u64; bounds.len()];
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to());
+        let at = bounds.partition_point(|&b| b < value).min(bounds.len() - 1);
+        counts[at] += v.count_at_value();
+    }
+    let first = counts.iter().position(|&n| n > 0).unwrap_or(0);
+    let last = counts.iter().rposition(|&n| n > 0).unwrap_or(0);
+    (first..=last)
+        .map(|i| Bucket {
+            le_ms: bounds[i] as f64 / 1000.0,
+            count: counts[i],
+        })
+        .collect()
+}
+
+fn dropped(stats: &Stats) -> u64 {
+    stats.errors.get(&ErrorKind::Dropped).copied().unwrap_or(0)
+}
+
 // === impl Report ===
 
 impl Report {
     /// Puts the pieces of a finished run together.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         scenario: &Scenario,
+        started_at: std::time::SystemTime,
         proxy: Option<&str>,
         elapsed: Duration,
         totals: &Totals,
         runs: &[PhaseRun],
+        causes: Vec<(ErrorKind, String, u64)>,
         timeline: Vec<Second>,
     ) -> Report {
         let secs = elapsed.as_secs_f64();
+        let total = Summary::new(&totals.total, secs);
         let by_request = scenario
             .requests
             .iter()
             .zip(&totals.by_request)
             .map(|(r, stats)| (r.name.clone(), Summary::new(stats, secs)))
             .collect();
+        let mut start_s = 0.0;
         let by_phase = scenario
             .phases
             .iter()
             .zip(&totals.by_phase)
             .zip(runs)
-            .map(|((phase, stats), run)| (phase.name.clone(), PhaseSummary::new(phase, stats, run)))
-            .collect();
+            .map(|((phase, stats), run)| {
+                let summary = PhaseSummary::new(phase, stats, run, start_s);
+                start_s += run.elapsed.as_secs_f64();
+                (phase.name.clone(), summary)
+            })
+            .collect::<Vec<_>>();
+        let phases: Vec<&PhaseSummary> = by_phase.iter().map(|(_, p)| p).collect();
+        let thresholds = verdict::check(&scenario.thresholds, &total, &phases);
         Report {
+            scenario: scenario.name.clone().unwrap_or_else(|| "scenario".into()),
+            started_at: httpdate::fmt_http_date(started_at),
             target: scenario.target.to_string(),
             proxy: proxy.map(str::to_owned),
             duration_s: secs,
-            total: Summary::new(&totals.total, secs),
+            total,
             by_request: Named(by_request),
             by_phase: Named(by_phase),
+            error_causes: causes
+                .into_iter()
+                .map(|(kind, cause, count)| ErrorCause {
+                    kind: kind.as_str(),
+                    cause,
+                    count,
+                })
+                .collect(),
+            thresholds,
+            latency_histogram: histogram(&totals.total.latency_us),
             timeline,
+        }
+    }
+
+    /// Whether no request succeeded (each got no response, or a status of 400 or more).
+    pub fn all_failed(&self) -> bool {
+        self.total.requests == 0 || verdict::failed(&self.total) == self.total.requests
+    }
+
+    /// Whether the run failed as a whole: no request succeeded, or thresholds were crossed.
+    pub fn failure(&self) -> Option<verdict::Failure> {
+        if self.all_failed() {
+            let n = self.total.requests;
+            let why = format!("every request failed ({n} of {n}); the table above says how");
+            return Some(verdict::Failure::AllFailed(why));
+        }
+        let crossed: Vec<String> = (self.thresholds.iter().filter(|c| !c.passed))
+            .map(|c| format!("{} {} (measured {})", c.name, c.limit, c.actual))
+            .collect();
+        match crossed.is_empty() {
+            true => None,
+            false => Some(verdict::Failure::Crossed(format!(
+                "thresholds crossed: {}",
+                crossed.join(", ")
+            ))),
         }
     }
 
@@ -270,14 +410,19 @@ impl Report {
             row(&format!("request {name}"), s);
         }
         row("total", &self.total);
-        if self.total.errors > 0 {
-            let kinds: Vec<String> = self
-                .total
-                .error_kinds
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(out, "errors: {}", kinds.join(", "));
+        if !self.error_causes.is_empty() {
+            let _ = writeln!(out, "errors:");
+            for c in &self.error_causes {
+                let _ = writeln!(out, "  {:<8} {:>9}  {}", c.kind, c.count, c.cause);
+            }
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(out, "thresholds:");
+            for c in &self.thresholds {
+                let verdict = if c.passed { "pass" } else { "FAIL" };
+                let limit = format!("{} {}", c.name, c.limit);
+                let _ = writeln!(out, "  {limit:<26} {:>12}  {verdict}", c.actual);
+            }
         }
         out
     }

@@ -8,7 +8,7 @@ mod env;
 mod raw;
 mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,8 @@ pub use self::raw::{parse_rate, MAX_RATE};
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// `name`, or the file's name without `.yaml` when loaded from a file; shown in reports.
+    pub name: Option<String>,
     /// Base URL request paths are joined to.
     pub target: url::Url,
     pub auth: Option<Auth>,
@@ -37,6 +39,26 @@ pub struct Scenario {
     pub max_in_flight: usize,
     pub phases: Vec<Phase>,
     pub requests: Vec<RequestSpec>,
+    /// `tls.ca_file`: more certificates to trust for `https://` targets (pacer's CA when it
+    /// intercepts), besides the public roots and `SSL_CERT_FILE`.
+    pub ca_file: Option<PathBuf>,
+    pub thresholds: Thresholds,
+}
+
+/// Pass/fail criteria of a run (k6's thresholds): a run that crosses one exits non-zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    /// Latency quantiles of the whole run must stay at or under these.
+    pub p50: Option<Duration>,
+    pub p90: Option<Duration>,
+    pub p99: Option<Duration>,
+    pub max: Option<Duration>,
+    /// The share of requests that failed (no response, or a status of 400 or more) must stay
+    /// at or under this fraction.
+    pub error_rate: Option<f64>,
+    /// Open-model phases: requests actually sent (not dropped) over those scheduled must be
+    /// at least this fraction.
+    pub rate_achieved: Option<f64>,
 }
 
 /// OAuth client credentials; the token is fetched once and shared by every request.
@@ -92,10 +114,17 @@ pub struct RequestSpec {
 
 impl Scenario {
     /// Reads and validates a scenario file; `${VAR}` reads the process environment.
+    /// Relative file names in it (`tls.ca_file`) start from the file's directory.
     pub fn load(path: &Path) -> Result<Scenario, ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors::single(ConfigError::file(path, e)))?;
-        Self::parse(&text)
+        let dir = path.parent().map(Path::to_path_buf);
+        let mut scenario = env::with_base(dir, || Self::parse(&text))?;
+        if scenario.name.is_none() {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            scenario.name = stem;
+        }
+        Ok(scenario)
     }
 
     /// Parses YAML text; `${VAR}` reads the process environment.

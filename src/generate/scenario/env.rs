@@ -6,12 +6,31 @@
 //! carry it), so tests can parse with a map instead of mutating the process environment.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 
 /// Where variables come from: the process environment, or a map in tests.
 pub type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
 thread_local! {
     static LOOKUP: RefCell<Option<Lookup>> = const { RefCell::new(None) };
+    /// The scenario file's directory, which relative file names (`tls.ca_file`) start from.
+    static BASE: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+/// Runs `parse` with relative file names read from `dir`.
+pub fn with_base<R>(dir: Option<PathBuf>, parse: impl FnOnce() -> R) -> R {
+    let previous = BASE.with(|b| b.replace(dir));
+    let out = parse();
+    BASE.with(|b| *b.borrow_mut() = previous);
+    out
+}
+
+/// `file` as given when absolute, else joined to the scenario's directory (or the current one).
+pub fn resolve(file: &str) -> PathBuf {
+    BASE.with(|b| match &*b.borrow() {
+        Some(dir) => dir.join(file),
+        None => PathBuf::from(file),
+    })
 }
 
 /// Runs `parse` with `lookup` as the environment that [`expand`] reads.

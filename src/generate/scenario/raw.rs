@@ -6,17 +6,19 @@
 //! names are unique) run afterwards in [`super::validate`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::env::expand;
+use super::env::{expand, resolve};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
+    pub name: Option<Text>,
     pub target: Option<BaseUrl>,
     pub auth: Option<RawAuth>,
     pub headers: Option<Headers>,
@@ -24,6 +26,26 @@ pub struct RawScenario {
     pub max_in_flight: Option<InFlight>,
     pub phases: Option<Vec<RawPhase>>,
     pub requests: Option<Vec<RawRequest>>,
+    pub tls: Option<RawTls>,
+    pub thresholds: Option<RawThresholds>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca_file: Option<CaFile>,
+}
+
+/// Pass/fail criteria of a run, checked against the totals.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub p50: Option<NonZeroDur>,
+    pub p90: Option<NonZeroDur>,
+    pub p99: Option<NonZeroDur>,
+    pub max: Option<NonZeroDur>,
+    pub error_rate: Option<Percent>,
+    pub rate_achieved: Option<Percent>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +106,27 @@ pub struct Rate(pub f64);
 #[derive(Debug, Clone)]
 pub struct MethodName(pub Method);
 
+/// The methods a scenario may use; anything else is most likely a typo (`GETT`).
+pub const METHODS: [Method; 8] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+/// A readable file of PEM certificates, relative to the scenario's directory. Empty (as
+/// `${PACER_CA_FILE:-}` is when the variable is unset) means none.
+#[derive(Debug, Clone)]
+pub struct CaFile(pub Option<PathBuf>);
+
+/// A share written `1%` or `99.5%`, kept as a fraction (0.01, 0.995).
+#[derive(Debug, Clone, Copy)]
+pub struct Percent(pub f64);
+
 /// An `http://` or `https://` URL with a host and no query or fragment; `${VAR}` expanded.
 #[derive(Debug, Clone)]
 pub struct BaseUrl(pub url::Url);
@@ -141,13 +184,47 @@ impl<'de> Deserialize<'de> for MethodName {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(de)?;
         let upper = raw.trim().to_ascii_uppercase();
-        let valid = !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_alphabetic());
-        match Method::from_bytes(upper.as_bytes()) {
-            Ok(m) if valid && m != Method::CONNECT => Ok(MethodName(m)),
-            _ => Err(de::Error::custom(format!(
-                "{raw:?} is not a request method; write GET, POST, PUT, PATCH, DELETE, ..."
-            ))),
+        match METHODS.iter().find(|m| m.as_str() == upper) {
+            Some(m) => Ok(MethodName(m.clone())),
+            None => {
+                let known: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+                Err(de::Error::custom(format!(
+                    "{raw:?} is not a request method; known methods: {}",
+                    known.join(", ")
+                )))
+            }
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for CaFile {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let Text(raw) = Text::deserialize(de)?;
+        if raw.trim().is_empty() {
+            return Ok(CaFile(None));
+        }
+        let file = resolve(raw.trim());
+        crate::generate::client::read_certificates(&file)
+            .map(|_| CaFile(Some(file)))
+            .map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(de)?;
+        parse_percent(&raw).map(Percent).map_err(de::Error::custom)
+    }
+}
+
+/// `1%`, `99.5%`: a share from 0 to 100 percent, as a fraction.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a percentage; write e.g. 1% or 99.5%");
+    let number = text.trim().strip_suffix('%').ok_or_else(bad)?;
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    match value {
+        v if (0.0..=100.0).contains(&v) => Ok(v / 100.0),
+        _ => Err(format!("{text:?} must be from 0% to 100%")),
     }
 }
 
@@ -269,5 +346,13 @@ mod tests {
         assert!(parse_rate("-1/s").is_err());
         assert!(parse_rate("x/s").is_err());
         assert!(parse_rate("5000000/s").unwrap_err().contains("typo"));
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("1%"), Ok(0.01));
+        assert_eq!(parse_percent(" 99.5 % "), Ok(0.995));
+        assert!(parse_percent("1").unwrap_err().contains("not a percentage"));
+        assert!(parse_percent("101%").unwrap_err().contains("0% to 100%"));
     }
 }

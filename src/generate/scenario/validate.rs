@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 
-use super::raw::{RawAuth, RawPhase, RawRequest, RawScenario};
-use super::{Auth, ItemLines, Load, Phase, RequestSpec, Scenario};
+use super::raw::{RawAuth, RawPhase, RawRequest, RawScenario, RawThresholds};
+use super::{Auth, ItemLines, Load, Phase, RequestSpec, Scenario, Thresholds};
 use crate::config::{ConfigError, ConfigErrors};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +47,11 @@ pub(super) fn validate(raw: RawScenario, lines: ItemLines) -> Result<Scenario, C
         ),
         None => Vec::new(),
     };
+    let thresholds = thresholds(raw.thresholds, &phases, &mut problems);
+    let ca_file = raw.tls.and_then(|t| t.ca_file).and_then(|f| f.0);
     match (problems.0.is_empty(), raw.target) {
         (true, Some(target)) => Ok(Scenario {
+            name: raw.name.map(|n| n.0),
             target: target.0,
             auth: raw.auth.map(auth),
             headers,
@@ -56,6 +59,8 @@ pub(super) fn validate(raw: RawScenario, lines: ItemLines) -> Result<Scenario, C
             max_in_flight,
             phases,
             requests,
+            ca_file,
+            thresholds,
         }),
         _ => Err(ConfigErrors(problems.0)),
     }
@@ -66,6 +71,26 @@ fn auth(raw: RawAuth) -> Auth {
         token_url: raw.token_url.0,
         client_id: raw.client_id.0,
         client_secret: raw.client_secret.0,
+    }
+}
+
+fn thresholds(raw: Option<RawThresholds>, phases: &[Phase], problems: &mut Problems) -> Thresholds {
+    let Some(raw) = raw else {
+        return Thresholds::default();
+    };
+    let open = phases.iter().any(|p| matches!(p.load, Load::Open { .. }));
+    if raw.rate_achieved.is_some() && !open {
+        let message =
+            "rate_achieved applies to open-model phases (rate:), and this scenario has none";
+        problems.add("thresholds.rate_achieved", None, message);
+    }
+    Thresholds {
+        p50: raw.p50.map(|d| d.0),
+        p90: raw.p90.map(|d| d.0),
+        p99: raw.p99.map(|d| d.0),
+        max: raw.max.map(|d| d.0),
+        error_rate: raw.error_rate.map(|p| p.0),
+        rate_achieved: raw.rate_achieved.map(|p| p.0),
     }
 }
 
