@@ -211,3 +211,53 @@ routes:
         .unwrap();
     assert_eq!(upstream.lines().len(), 1, "nothing queued was sent");
 }
+
+/// Sends a POST head declaring 100 bytes, then one byte every 200 ms (10 at most, then
+/// nothing); returns what pacer answered within 5 s, if anything.
+async fn drip_post(addr: SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = "POST /api/v2/things HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    let drip = tokio::spawn(async move {
+        for _ in 0..10 {
+            if write.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Hold the connection open without sending more.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut out)).await;
+    drip.abort();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_gets_408_and_is_not_forwarded() {
+    let upstream = Recorder::start().await;
+    let yaml = "
+upstreams:
+  api: { base_url: 'http://{mock}', hosts: [api.test] }
+server: { body_timeout: 1s }
+";
+    let pacer = start_pacer(yaml, upstream.addr).await;
+    let started = tokio::time::Instant::now();
+    let drips: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(drip_post(pacer.addr)))
+        .collect();
+    for drip in drips {
+        let reply = drip.await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+        assert!(reply.contains("pacer.request.body_timeout"), "{reply}");
+    }
+    // Each answered at its 1 s deadline, and its connection closed (read_to_end returned).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(upstream.lines().is_empty(), "{:?}", upstream.lines());
+}
