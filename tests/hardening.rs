@@ -261,3 +261,80 @@ server: { body_timeout: 1s }
     );
     assert!(upstream.lines().is_empty(), "{:?}", upstream.lines());
 }
+
+/// 1500 clients connect at once before pacer accepts any (as when it is busy): every connect
+/// completes at once, none waits for a SYN retransmit (1 s) because the backlog was full.
+#[tokio::test]
+async fn a_burst_of_1500_connects_finds_room_in_the_backlog() {
+    let upstream = Recorder::start().await;
+    let listener = pacer::proxy::listen("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects: Vec<_> = (0..1500)
+        .map(|_| {
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let conn = tokio::net::TcpStream::connect(addr).await;
+                (started.elapsed(), conn)
+            })
+        })
+        .collect();
+    let mut streams = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for c in connects {
+        let (took, conn) = tokio::time::timeout(Duration::from_secs(10), c)
+            .await
+            .expect("connected within 10 s")
+            .unwrap();
+        slowest = slowest.max(took);
+        streams.push(conn.expect("connected"));
+    }
+    assert!(
+        slowest < Duration::from_millis(900),
+        "a connect took {slowest:?}"
+    );
+    // They are real: pacer, started now, answers on the last of them.
+    let yaml = basic_config().replace("{mock}", &upstream.addr.to_string());
+    let config = pacer::Config::parse(&yaml, std::path::Path::new(".")).unwrap();
+    let listeners = pacer::app::Listeners {
+        proxy: listener,
+        admin: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = pacer::app::App::new(config).unwrap();
+    let serving = tokio::spawn(app.serve(listeners, async move {
+        let _ = stopped.await;
+    }));
+    let mut last = streams.pop().unwrap();
+    last.write_all(b"GET /x HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    last.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop((streams, last));
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+}
+
+#[test]
+fn server_backlog_and_body_timeout_are_checked() {
+    let parse = |server: &str| {
+        let yaml =
+            format!("upstreams: {{ a: {{ base_url: 'http://127.0.0.1:1' }} }}\nserver: {server}\n");
+        pacer::Config::parse(&yaml, std::path::Path::new("."))
+    };
+    let ok = parse("{ backlog: 2048, body_timeout: 5s }").unwrap();
+    assert_eq!(ok.server.backlog, Some(2048));
+    assert_eq!(ok.server.body_timeout, Duration::from_secs(5));
+    for (bad, field) in [
+        ("{ backlog: 0 }", "server.backlog"),
+        ("{ backlog: 70000 }", "server.backlog"),
+        ("{ body_timeout: 0s }", "server.body_timeout"),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains("line 2"),
+            "{bad}: {err}"
+        );
+    }
+}
