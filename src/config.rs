@@ -285,6 +285,11 @@ pub struct Server {
     pub max_body_bytes: u64,
     /// How long in-flight requests may take to finish after a shutdown signal (default 30s).
     pub drain_timeout: Duration,
+    /// How long a client may take to send a request body, counted from the first moment pacer
+    /// waits for it (default 30s, like the request head's); slower gets 408.
+    pub body_timeout: Duration,
+    /// The proxy listener's accept backlog; None: the OS maximum (`net.core.somaxconn`).
+    pub backlog: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

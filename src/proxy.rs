@@ -67,6 +67,32 @@ pub(crate) struct Shared {
     timer: coarse_timer::CoarseTimer,
 }
 
+/// Binds the proxy listener with a backlog of `backlog` connections, or the OS maximum
+/// (`net.core.somaxconn`, read on Linux; 4096 elsewhere) when None.
+///
+/// Not `TcpListener::bind`: its backlog is 128, and a burst of connects beyond it (a load tool
+/// starting 1500 threads at once) leaves the rest waiting for a SYN retransmit, a whole second,
+/// although pacer would accept them in microseconds.
+pub fn listen(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted pacer can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.unwrap_or_else(os_max_backlog))
+}
+
+/// The largest backlog the OS grants; a larger request is cut to it anyway.
+fn os_max_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// for up to `server.drain_timeout`, when it passes `deadline` (the stack's, so that requests
 /// still queued are answered). CONNECT requests go to `connect`. Everything runs on the

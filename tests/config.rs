@@ -106,6 +106,8 @@ fn minimal_config_gets_all_defaults() {
         max_header_bytes: 65536,
         max_body_bytes: 16 * 1024 * 1024,
         drain_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+        backlog: None,
     };
     assert_eq!(c.server, server);
     assert_eq!(c.admin, None);

@@ -352,3 +352,24 @@ async fn ca_commands_and_creation_on_first_start() {
     assert_eq!(status, 502, "pacer is up (and the upstream is not)");
     assert!(fresh.join("c.pem").exists() && fresh.join("k.pem").exists());
 }
+
+#[tokio::test]
+async fn sni_names_the_upstream_does_not_list_are_refused_at_the_handshake() {
+    let s = setup().await;
+    for sni in [
+        "www.google.com",
+        "login.microsoftonline.com",
+        "xn--80ak6aa92e.com",
+        "tunnel.test",
+    ] {
+        let (stream, head) = connect(s.pacer.addr, "api.test:443", "").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let refused = tls(stream, sni, &s.ca_pem).await;
+        assert!(refused.is_err(), "pacer's CA signed {sni}");
+    }
+    // The CONNECT host and the other names of its upstream still get their leaf.
+    let echo = intercepted_get(&s, "api.test:443", "API.test", "/ok").await;
+    assert_eq!(echo["path"], "/ok");
+    let echo = intercepted_get(&s, "127.0.0.1:443", "alias.test", "/alias").await;
+    assert_eq!(echo["path"], "/alias");
+}

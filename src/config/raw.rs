@@ -142,6 +142,8 @@ pub struct RawServer {
     pub max_header_bytes: Option<Spanned<u64>>,
     pub max_body_bytes: Option<Spanned<u64>>,
     pub drain_timeout: Option<Text>,
+    pub body_timeout: Option<Text>,
+    pub backlog: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

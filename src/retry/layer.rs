@@ -358,6 +358,9 @@ fn body_error(err: crate::BoxError) -> Error {
     if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
         return Error::BodyTooLarge { limit: limit.0 };
     }
+    if let Some(late) = err.downcast_ref::<crate::proxy::frontdoor::BodyReadTimeout>() {
+        return Error::BodyTimeout { timeout: late.0 };
+    }
     Error::BadRequest(format!("reading the request body failed: {err}"))
 }
 
