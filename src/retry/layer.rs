@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
+use crate::proxy::half_close::ClientConn;
 use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
 
@@ -101,6 +102,9 @@ struct Attempts<S> {
     /// to the client's connection cannot be rebuilt from parts.
     upgrade: Option<http::Extensions>,
     target: Option<Target>,
+    /// The client's connection, so a re-sent request waiting in a limit still notices a
+    /// client that left (`proxy/half_close.rs`).
+    conn: Option<ClientConn>,
     replay: Replay<Body>,
     start: Instant,
     deadline: Instant,
@@ -132,6 +136,7 @@ where
         // request. Re-sent requests carry it (`retry_extensions`), so their queue deadlines
         // still count from the client's arrival.
         let target = parts.extensions.get::<Target>().cloned();
+        let conn = parts.extensions.get::<ClientConn>().cloned();
         let budget = shared
             .limits
             .max_wait(target.as_ref().and_then(|t| t.route))
@@ -149,6 +154,7 @@ where
             parts,
             upgrade,
             target,
+            conn,
             replay: Replay::buffered(Bytes::new(), None),
             start,
             deadline: start + budget,
@@ -252,6 +258,9 @@ where
             ext.insert(target.clone());
         }
         ext.insert(RequestStart(self.start));
+        if let Some(conn) = &self.conn {
+            ext.insert(conn.clone());
+        }
         ext
     }
 
