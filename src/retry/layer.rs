@@ -332,6 +332,8 @@ where
     async fn wait(&mut self, wait: Duration) {
         let until = Instant::now() + wait;
         if !self.paused_through(until) {
+            // Waiting like a queued request: a client that leaves meanwhile is not re-sent for.
+            let _waiting = self.conn.as_ref().map(ClientConn::waiting);
             tokio::time::sleep_until(until).await;
             self.waited += wait;
         }
