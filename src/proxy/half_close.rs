@@ -9,7 +9,8 @@
 //!   stream, the request is dropped and never sent (the shaping layer marks the wait);
 //! - at any other time it is a half-close: [`HalfClose`] hides the end of the stream from hyper
 //!   and flags it, and the connection loop then asks hyper to finish the request in flight (if
-//!   any), answer it, and close.
+//!   any), answer it, and close. One seen before the request reached a limit stays a half-close
+//!   when the request waits later.
 //!
 //! A client that really left while its request was upstream is then noticed when its answer is
 //! written; until then its request holds what it holds, as the API is still working on it.
@@ -95,7 +96,11 @@ impl<S: AsyncRead> AsyncRead for HalfClose<S> {
         let before = buf.filled().len();
         ready!(this.inner.poll_read(cx, buf))?;
         let ended = buf.filled().len() == before && buf.remaining() > 0;
-        if ended && !this.state.waiting.load(Relaxed) && !this.state.raw.load(Relaxed) {
+        let state = &this.state;
+        // Once taken for a half-close, the end stays one: the request may wait later (a retry
+        // queues again), and its client is still waiting for the answer.
+        let hide = state.half_closed.load(Relaxed) || !state.waiting.load(Relaxed);
+        if ended && hide && !state.raw.load(Relaxed) {
             // No waker is kept: the stream has ended and will not wake anyone again. The
             // connection loop sees the flag once hyper's poll returns and ends the connection.
             this.state.half_closed.store(true, Relaxed);
