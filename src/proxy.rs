@@ -7,7 +7,8 @@
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
 //!   idle upstream connections per thread.
-//! - `headers.rs`, `body.rs`: shared helpers.
+//! - `headers.rs`, `body.rs`: shared helpers; `body/timed.rs` cuts a stalled upstream body.
+//! - `half_close.rs`: a client's end of stream, told apart as a half-close or a client that left.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
