@@ -7,7 +7,8 @@
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
 //!   idle upstream connections per thread.
-//! - `headers.rs`, `body.rs`: shared helpers.
+//! - `headers.rs`, `body.rs`: shared helpers; `body/timed.rs` cuts a stalled upstream body.
+//! - `half_close.rs`: a client's end of stream, told apart as a half-close or a client that left.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
@@ -20,6 +21,7 @@ mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
+pub mod half_close;
 pub mod headers;
 mod intercept;
 pub mod observe;
@@ -217,7 +219,13 @@ fn connection(
         peer,
         tunnel_upstream: None,
     };
-    serve_http(TokioIo::new(stream), info, shared)
+    let client = half_close::ClientConn::default();
+    serve_http_as(
+        TokioIo::new(client.wrap(stream)),
+        info,
+        shared,
+        Some(client),
+    )
 }
 
 /// Serves HTTP/1.1 on a client connection: a plain one, or the inside of an intercepted CONNECT.
@@ -229,13 +237,27 @@ fn serve_http<I>(io: I, info: ConnInfo, shared: Shared) -> impl Future<Output = 
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    serve_http_as(io, info, shared, None)
+}
+
+/// [`serve_http`], on a stream whose half-close `client` watches (see `half_close.rs`).
+fn serve_http_as<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Shared,
+    client: Option<half_close::ClientConn>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let tracker = shared.tracker.clone();
     let builder = http1_server(shared.server, shared.timer.clone());
-    let mut conn = Box::pin(
-        builder
-            .serve_connection(io, Serve { shared, info })
-            .with_upgrades(),
-    );
+    let serve = Serve {
+        shared,
+        info,
+        client: client.clone(),
+    };
+    let mut conn = Box::pin(builder.serve_connection(io, serve).with_upgrades());
     async move {
         // The drain future is polled once to register the task's waker, and after that only
         // when the cheap check says drain has begun: polling it on every wake-up (as a
@@ -243,6 +265,7 @@ where
         let mut draining = std::pin::pin!(tracker.draining());
         let mut watching = true;
         let mut registered = false;
+        let mut client = client;
         let result = std::future::poll_fn(|cx| {
             if watching && (!registered || tracker.drain_started()) {
                 registered = true;
@@ -251,7 +274,14 @@ where
                     conn.as_mut().graceful_shutdown();
                 }
             }
-            conn.as_mut().poll(cx)
+            let polled = conn.as_mut().poll(cx);
+            // A half-close: answer what is in flight, then close (at once when idle).
+            if polled.is_pending() && client.as_ref().is_some_and(|c| c.half_closed()) {
+                client = None;
+                conn.as_mut().graceful_shutdown();
+                return conn.as_mut().poll(cx);
+            }
+            polled
         })
         .await;
         if let Err(e) = result {
@@ -292,6 +322,7 @@ type Handled = futures_util::future::Either<
 struct Serve {
     shared: Shared,
     info: ConnInfo,
+    client: Option<half_close::ClientConn>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Serve {
@@ -300,15 +331,27 @@ impl hyper::service::Service<Request<Incoming>> for Serve {
     type Future = Handled;
 
     fn call(&self, req: Request<Incoming>) -> Handled {
-        handle(&self.shared, self.info, req)
+        handle(&self.shared, self.info, self.client.as_ref(), req)
     }
 }
 
 /// Sends one request into the stack (or to CONNECT handling). It takes from `shared` only what
 /// the request needs, so an ordinary request clones the stack and nothing else (the
 /// connection's services are `Arc`s that every request would otherwise touch).
-fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handled {
+fn handle(
+    shared: &Shared,
+    info: ConnInfo,
+    conn: Option<&half_close::ClientConn>,
+    mut req: Request<Incoming>,
+) -> Handled {
     use futures_util::future::Either;
+    let upgrade = req.method() == Method::CONNECT || client::is_upgrade(req.headers());
+    if let Some(conn) = conn {
+        if upgrade {
+            conn.pass_end();
+        }
+        req.extensions_mut().insert(conn.clone());
+    }
     if req.method() == Method::CONNECT {
         return Either::Left(connect::handle(shared.clone(), info, req));
     }
@@ -318,7 +361,7 @@ fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handle
         *req.uri_mut() = uri;
     }
     req.extensions_mut().insert(info);
-    if client::is_upgrade(req.headers()) {
+    if upgrade {
         // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
         req.extensions_mut().insert(shared.tracker.clone());
     }

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
+use crate::proxy::half_close::ClientConn;
 use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shutdown::DrainDeadline;
 
@@ -233,7 +234,11 @@ where
         None => Priority::Normal,
     };
     let client_ip = Target::client_ip(req.extensions());
+    let conn = req.extensions().get::<ClientConn>().cloned();
     async move {
+        // While it waits, the end of the client's stream means the client left (see
+        // `proxy/half_close.rs`).
+        let waiting = conn.as_ref().map(ClientConn::waiting);
         let mut permits = Vec::new();
         let mut passed = Passed::default();
         for &i in limits.for_route(route) {
@@ -260,6 +265,7 @@ where
         if !passed.waited.is_zero() {
             client_left_check().await;
         }
+        drop(waiting);
         let mut res = inner.call(req).await?;
         if res.status() == http::StatusCode::TOO_MANY_REQUESTS {
             // The retry layer pauses these keys next; a probe among them must not resume its
