@@ -109,7 +109,9 @@ async fn allow_lets_requests_through_and_counts_them() {
 /// limit becomes shared as soon as Redis answers.
 #[tokio::test]
 async fn pacer_starts_without_redis_and_shares_once_it_answers() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     redis.kill();
     let up = start_counting().await;
     let limit = "{ rate: 10/s, mode: reject, shared: true }";
