@@ -2,6 +2,9 @@
 //! configs and scenarios, the real binary, loopback only. The fixed ports the documents use
 //! (9000, 8080, 9091) are moved to free ones; scenarios are shortened to seconds.
 
+#[allow(dead_code)] // shared with the other test binaries; this one uses a part
+#[path = "support/external.rs"]
+mod external;
 #[path = "support/proc.rs"]
 mod proc;
 
@@ -91,4 +94,53 @@ async fn the_mock_start_line_says_https_when_it_serves_tls() {
     std::fs::write(&config, "tls: { cert_out: mock-ca.pem }\n").unwrap();
     let (_mock, url) = mock(Some(&config)).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+}
+
+/// `bash examples/quickstart.sh`, with the binary under test: free ports, no python3, and the
+/// limit shows shaping (every one of six requests a 200, the later ones queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_script_runs_and_shows_shaping() {
+    let curl = external::tool("curl", "apt-get install -y curl");
+    let Some(curl) = curl else { return };
+    let path = format!(
+        "{}:{}",
+        curl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = tokio::process::Command::new("bash")
+        .arg(proc::repo("examples/quickstart.sh"))
+        .env("PACER_BIN", env!("CARGO_BIN_EXE_pacer"))
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the quickstart finishes within a minute")
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!out.contains(":9000") && !out.contains(":8080"), "{out}");
+    assert!(out.contains("-> HTTP 403"), "{out}");
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("after"))
+        .collect();
+    assert_eq!(answers.len(), 6, "{out}");
+    assert!(answers.iter().all(|l| l.starts_with("200 after")), "{out}");
+    // At 2 a second, the last of six leaves at least 1.5 s after the first.
+    let seconds = |l: &&str| {
+        l.split(' ')
+            .nth(2)?
+            .trim_end_matches('s')
+            .parse::<f64>()
+            .ok()
+    };
+    let slowest = answers.iter().filter_map(seconds).fold(0.0, f64::max);
+    assert!(slowest >= 1.4, "{out}");
+    assert!(out.contains("\"throttled_total\":0"), "{out}");
 }
