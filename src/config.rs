@@ -380,8 +380,10 @@ impl Config {
 
     /// Parses and validates YAML text; `base` is the directory relative paths resolve against.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let raw = raw::parse(text)?;
-        validate::validate(raw, base)
+        // Every problem at once: what the parser refuses, then what validation finds in the rest.
+        let (raw, structural, removed) = raw::parse_all(text);
+        let validated = raw.map(|raw| validate::validate(raw, base));
+        raw::finish(structural, &removed, validated)
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Upstream> {

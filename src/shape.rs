@@ -118,9 +118,15 @@ impl std::fmt::Debug for Permit {
 pub struct LimitUpdate {
     pub rate: Option<crate::config::Rate>,
     pub burst: Option<u32>,
+    /// A new cap, or [`NO_CAP`] to remove the cap.
     pub concurrency: Option<u32>,
     pub quota: Option<crate::config::Quota>,
 }
+
+/// [`LimitUpdate::concurrency`] that removes a limit's concurrency cap (admin
+/// `"concurrency": null`). A limiter that does not know it still lets everything through:
+/// nothing has this many requests in flight.
+pub const NO_CAP: u32 = u32::MAX;
 
 /// A snapshot of a limit for `/status` and the metrics gauges.
 #[derive(Debug, Clone, Serialize)]

@@ -14,9 +14,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub use self::read::parse;
+pub use self::recover::{finish, parse_all};
 
 mod read;
+mod recover;
 
 pub(crate) use self::read::dotted_path;
 
