@@ -4,35 +4,16 @@ mod support;
 
 use std::time::Duration;
 
-use pacer::generate::{self, Options, Report, Scenario};
+use pacer::generate::{self, Options, Scenario};
 use pacer::mock::MockConfig;
+use support::generator::{open_mock, run};
 use support::*;
-
-/// The mock without its limits: only the generator is under test.
-async fn open_mock() -> Running {
-    start_mock(MockConfig {
-        default_limit: None,
-        ..Default::default()
-    })
-    .await
-}
 
 /// Parses a scenario in which `{target}` stands for `target`; no environment.
 fn scenario(yaml: &str, target: &str) -> Scenario {
     let yaml = yaml.replace("{target}", target);
     Scenario::parse_with_env(&yaml, |_| None)
         .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}\n---\n{yaml}"))
-}
-
-async fn run(scenario: Scenario, proxy: Option<String>) -> Report {
-    let options = Options {
-        proxy,
-        progress: false,
-    };
-    tokio::time::timeout(Duration::from_secs(60), generate::run(scenario, &options))
-        .await
-        .expect("the run ends within 60 s")
-        .expect("the run starts")
 }
 
 fn within(value: f64, expected: f64, tolerance: f64) -> bool {

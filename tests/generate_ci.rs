@@ -8,27 +8,9 @@ use std::time::Duration;
 
 use pacer::generate::{self, Options, Report, Scenario};
 use pacer::mock::MockConfig;
+use support::generator::{open_mock, run};
 use support::tunnel::pacer_with_ca;
 use support::*;
-
-async fn open_mock() -> Running {
-    start_mock(MockConfig {
-        default_limit: None,
-        ..Default::default()
-    })
-    .await
-}
-
-async fn run(scenario: Scenario, proxy: Option<String>) -> Report {
-    let options = Options {
-        proxy,
-        progress: false,
-    };
-    tokio::time::timeout(Duration::from_secs(60), generate::run(scenario, &options))
-        .await
-        .expect("the run ends within 60 s")
-        .expect("the run starts")
-}
 
 /// Writes `yaml` as `dir/scenario.yaml` and loads it the way `pacer generate` does.
 fn scenario_file(dir: &Path, yaml: &str) -> Scenario {

@@ -265,6 +265,7 @@ fn response_complete(bytes: &[u8]) -> bool {
     }
 }
 
+pub mod generator;
 pub mod tunnel;
 pub mod upstream;
 
