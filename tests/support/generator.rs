@@ -27,3 +27,10 @@ pub async fn run(scenario: Scenario, proxy: Option<String>) -> Report {
         .expect("the run ends within 60 s")
         .expect("the run starts")
 }
+
+/// Parses a scenario in which `{target}` stands for `target`; no environment.
+pub fn scenario(yaml: &str, target: &str) -> Scenario {
+    let yaml = yaml.replace("{target}", target);
+    Scenario::parse_with_env(&yaml, |_| None)
+        .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}\n---\n{yaml}"))
+}
