@@ -10,6 +10,12 @@
 //! - `fallback.rs`: `on_unavailable` (local at `1/instances`, reject, allow).
 //! - `stats.rs`: call latency and errors, exported by `crate::metrics`.
 //!
+//! Window quotas (sliding-log limits) fit the same layout: a script of their own keeping the
+//! key's request times in a sorted set beside the bucket (`{prefix}:{limit}:{key}:log`, on
+//! Redis's clock), reading the same `params` hash and honouring the bucket's `pause` field, so
+//! live changes and shared Retry-After pauses apply to them unchanged; `admit` would call it
+//! where it calls `reserve` for a rate.
+//!
 //! A cancelled wait (the client went away, or an earlier limit of the route failed) gives its
 //! reservation back when it is still the key's last one (the common case: nobody queued
 //! behind it); otherwise the interval it held stays used, which costs throughput, never
