@@ -312,10 +312,12 @@ async fn ca_commands_and_creation_on_first_start() {
     let base = "upstreams:\n  api:\n    base_url: http://127.0.0.1:9\n    hosts: [api.test]\n";
     std::fs::write(&config, base).unwrap();
     let arg = config.to_str().unwrap();
-    // Without an intercept section there is no CA to manage: a usage error (exit 2).
+    // Without an intercept section, and no state directory for pacer's own CA, there is no CA
+    // to manage: a usage error (exit 2).
     for cmd in ["init", "show"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
             .args(["ca", cmd, "--config", arg])
+            .envs([("PACER_STATE_DIR", ""), ("XDG_DATA_HOME", ""), ("HOME", "")])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{out:?}");
