@@ -1,12 +1,13 @@
 //! Shaping: make the traffic that reaches the API fit its limits by delaying requests.
 //!
-//! A [`Limiter`] enforces one named limit (a token bucket and/or a concurrency cap, per key, with
-//! a bounded FIFO queue). The proxy only sees the trait, so the in-memory [`LocalLimiter`] can be
-//! joined by a shared, Redis-backed one chosen per limit in the config without touching the
-//! request path.
+//! A [`Limiter`] enforces one named limit (a quota or a token bucket, and/or a concurrency cap,
+//! per key, with a bounded FIFO queue). The proxy only sees the trait, so the in-memory
+//! [`LocalLimiter`] can be joined by a shared, Redis-backed one chosen per limit in the config
+//! without touching the request path.
 //!
 //! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
-//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, FIFO queue, slots, pause).
+//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, sliding-log quotas, FIFO
+//!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
 pub mod key;
