@@ -129,7 +129,8 @@ impl<S: AsyncRead> AsyncRead for HalfClose<S> {
         let hide = state.half_closed.load(Relaxed) || !state.waiting.load(Relaxed);
         if ended && hide && !state.raw.load(Relaxed) {
             // No waker is kept: the stream has ended and will not wake anyone again. The
-            // connection loop sees the flag once hyper's poll returns and ends the connection.
+            // connection loop sees the flag once hyper's poll returns, and has hyper answer
+            // what is in flight and close.
             this.state.half_closed.store(true, Relaxed);
             return Poll::Pending;
         }
