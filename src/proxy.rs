@@ -39,6 +39,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::{Method, Request};
@@ -265,7 +266,7 @@ where
         let mut draining = std::pin::pin!(tracker.draining());
         let mut watching = true;
         let mut registered = false;
-        let mut client = client;
+        let mut half_close = half_close::Watch::new(client);
         let result = std::future::poll_fn(|cx| {
             if watching && (!registered || tracker.drain_started()) {
                 registered = true;
@@ -275,11 +276,16 @@ where
                 }
             }
             let polled = conn.as_mut().poll(cx);
-            // A half-close: answer what is in flight, then close (at once when idle).
-            if polled.is_pending() && client.as_ref().is_some_and(|c| c.half_closed()) {
-                client = None;
-                conn.as_mut().graceful_shutdown();
-                return conn.as_mut().poll(cx);
+            if polled.is_pending() {
+                if half_close.half_closed() {
+                    conn.as_mut().graceful_shutdown();
+                    if let Poll::Ready(done) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(done);
+                    }
+                }
+                if half_close.poll_cut_off(cx) {
+                    return Poll::Ready(Ok(()));
+                }
             }
             polled
         })
@@ -350,6 +356,7 @@ fn handle(
         if upgrade {
             conn.pass_end();
         }
+        conn.request(http_body::Body::is_end_stream(req.body()));
         req.extensions_mut().insert(conn.clone());
     }
     if req.method() == Method::CONNECT {

@@ -284,3 +284,18 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     }
     assert_eq!(upstream.heads.lock().unwrap().len(), 2);
 }
+
+/// A client that half-closes in the middle of its request body leaves a request that can never
+/// complete: its connection is closed, not kept for ever.
+#[tokio::test(start_paused = true)]
+async fn a_half_close_in_the_middle_of_a_body_ends_the_connection() {
+    let upstream = start_faulty(by_path).await;
+    let pacer = start_pacer(ONE_AT_A_TIME, upstream.addr).await;
+    let raw = "POST /ok HTTP/1.1\r\nhost: api\r\ncontent-length: 10\r\n\r\nhi";
+    let mut s = raw_request(&pacer, raw).await;
+    s.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut answer));
+    read.await.expect("the connection closes").unwrap();
+    assert!(upstream.heads.lock().unwrap().is_empty());
+}

@@ -89,6 +89,9 @@ where
             attempts.replay = buffer_for_replay(body, max, content_length)
                 .await
                 .map_err(body_error)?;
+            if let (Some(conn), true) = (&attempts.conn, attempts.replay.is_replayable()) {
+                conn.body_done();
+            }
             attempts.run().await
         })
     }
