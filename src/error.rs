@@ -157,9 +157,13 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         use Error::*;
         match self {
+            // Every 429 pacer makes says when to come back, as the platform's do: when the
+            // wait is unknown (a shared limit's full queue, say), in a second.
             QueueFull { retry_after, .. }
             | QueueTimeout { retry_after, .. }
-            | RateLimited { retry_after, .. } => *retry_after,
+            | RateLimited { retry_after, .. } => {
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
             // Another instance, or this one restarted, can take the request in a moment.
             ShuttingDown => Some(Duration::from_secs(1)),
             _ => None,

@@ -96,7 +96,8 @@ struct Families {
 /// Why pacer cut a streamed response body short (`pacer_upstream_body_cut_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyCut {
-    /// The whole response took longer than `timeouts.request`.
+    /// The whole response took longer than `timeouts.request` (the upstream's fault or the
+    /// client's, which did not read it).
     Timeout = 0,
     /// The upstream sent nothing for `timeouts.body_idle`.
     Idle = 1,
@@ -271,7 +272,7 @@ impl Families {
             ),
             body_cut: counter(
                 "pacer_upstream_body_cut_total",
-                "Response bodies pacer cut short because the upstream stalled, by why.",
+                "Response bodies pacer cut short, by why: past timeouts.request (a stalled upstream or a client that did not read) or a pause of timeouts.body_idle.",
                 &["upstream", "reason"],
             ),
         }

@@ -238,7 +238,9 @@ fn serve_http<I>(io: I, info: ConnInfo, shared: Shared) -> impl Future<Output = 
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    serve_http_as(io, info, shared, None)
+    // Not wrapped: inside TLS a half-close is passed on as it is. The state still carries the
+    // deadline of a streamed answer, which a client that stops reading must not outlive.
+    serve_http_as(io, info, shared, Some(half_close::ClientConn::default()))
 }
 
 /// [`serve_http`], on a stream whose half-close `client` watches (see `half_close.rs`).
@@ -284,6 +286,12 @@ where
                     }
                 }
                 if half_close.poll_cut_off(cx) {
+                    return Poll::Ready(Ok(()));
+                }
+                // Ending the connection drops the answer's body and the slots it holds; the
+                // body counts the cut (`body/timed.rs`).
+                if half_close.poll_answer_overdue(cx) {
+                    tracing::debug!(peer = %info.peer, "answer not read by its deadline; closing");
                     return Poll::Ready(Ok(()));
                 }
             }

@@ -151,10 +151,15 @@ fn a_zero_demo_duration_is_a_usage_error() {
 fn check_describes_the_config_in_its_own_words() {
     let out = pacer(&["check", "--config", &example("genesys.yaml")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("limit per-token: rate 300/min, burst 10, key token, mode queue"),
-        "{stdout}"
-    );
+    for line in [
+        "limit per-token: quota 300 per 60s (margin 600ms; no window of 60s holds more than 300), \
+         key token, mode queue",
+        "limit analytics-query: no rate, concurrency 5, key global, mode queue",
+        "upstream login: https://login.mypurecloud.com/, hosts login.mypurecloud.com, CONNECT \
+         tunnelled",
+    ] {
+        assert!(stdout.contains(line), "{line}\nnot in:\n{stdout}");
+    }
     for debug in ["None", "Some(", "Token", "Queue", "[\""] {
         assert!(!stdout.contains(debug), "{debug} in {stdout}");
     }
@@ -235,6 +240,10 @@ fn generate_runs_a_scenario_and_writes_reports() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("request users"), "{stdout}");
     assert!(stdout.contains("total"), "{stdout}");
+    for (what, file) in [("JSON report", &json), ("HTML report", &html)] {
+        let line = format!("{what} written to {}", file.display());
+        assert!(stdout.contains(&line), "{stdout}");
+    }
     assert!(std::fs::read_to_string(&json)
         .unwrap()
         .contains("\"latency_ms\""));

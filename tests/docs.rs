@@ -12,17 +12,26 @@ use std::time::Duration;
 
 use proc::{config_for_mock, mock, proxy, shortened};
 
-/// `pacer generate --scenario FILE --proxy URL --out report.json` with the scenario's
-/// `${PACER_TARGET}` and `${GC_TOKEN_URL}` pointed at `mock`; returns the JSON report.
-async fn generate(scenario: &std::path::Path, proxy: &str, mock: &str) -> serde_json::Value {
+/// `pacer generate --scenario FILE [--proxy URL] --out report.json --html report.html` with
+/// the scenario's `${PACER_TARGET}` and `${GC_TOKEN_URL}` pointed at `mock`; returns the JSON
+/// report, after checking the HTML one was written.
+async fn generate(
+    scenario: &std::path::Path,
+    proxy: Option<&str>,
+    mock: &str,
+) -> serde_json::Value {
     let out = scenario.with_extension("report.json");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
-        .arg("generate")
-        .arg("--scenario")
-        .arg(scenario)
-        .args(["--proxy", &format!("http://{proxy}")])
+    let html = scenario.with_extension("report.html");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"));
+    command.arg("generate").arg("--scenario").arg(scenario);
+    if let Some(proxy) = proxy {
+        command.args(["--proxy", &format!("http://{proxy}")]);
+    }
+    let run = command
         .arg("--out")
         .arg(&out)
+        .arg("--html")
+        .arg(&html)
         .env("PACER_TARGET", mock)
         .env("GC_TOKEN_URL", format!("{mock}/oauth/token"))
         .env("RUST_LOG", "warn")
@@ -38,6 +47,8 @@ async fn generate(scenario: &std::path::Path, proxy: &str, mock: &str) -> serde_
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
+    let page = std::fs::read_to_string(&html).unwrap_or_else(|e| panic!("no page ({e}): {said}"));
+    assert!(page.contains("<svg"), "{said}");
     let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {said}"));
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     let status = &report["status"];
@@ -61,8 +72,18 @@ async fn generate_through_pacer_with_the_shipped_config_and_scenarios() {
     let (_pacer, pacer_addr) = proxy(&config).await;
     for name in ["mixed", "agents-polling-scripts", "flow-updates"] {
         let scenario = shortened(&format!("examples/scenarios/{name}.yaml"), &dir);
-        generate(&scenario, &pacer_addr, &mock_url).await;
+        generate(&scenario, Some(&pacer_addr), &mock_url).await;
     }
+}
+
+/// The scenarios' headers, "Straight at the mock": `pacer mock`, then `pacer generate
+/// --scenario examples/scenarios/mixed.yaml --html report.html`, no pacer in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_straight_at_the_mock() {
+    let dir = tempdir("straight");
+    let (_mock, mock_url) = mock(None).await;
+    let scenario = shortened("examples/scenarios/mixed.yaml", &dir);
+    generate(&scenario, None, &mock_url).await;
 }
 
 /// README, "See throttling in Grafana in five minutes": the mock and pacer with
@@ -140,7 +161,7 @@ async fn the_analytics_scenario_with_the_mock_config_it_names() {
     let config = config_for_mock("config/throttling-demo.yaml", mock_addr, &dir);
     let (_pacer, pacer_addr) = proxy(&config).await;
     let scenario = shortened("examples/scenarios/analytics-queries.yaml", &dir);
-    generate(&scenario, &pacer_addr, &mock_url).await;
+    generate(&scenario, Some(&pacer_addr), &mock_url).await;
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
@@ -226,4 +247,46 @@ async fn http(addr: &str, request: &str, body: &str) -> (u16, String) {
         .unwrap_or(0);
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, body.to_owned())
+}
+
+/// README, "Install": `pacer --version` names the binary and the crate's version.
+#[test]
+fn the_installed_binary_says_its_version() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(said.trim(), concat!("pacer ", env!("CARGO_PKG_VERSION")));
+}
+
+/// README, "Fresh machine": `cargo run --release -- demo`, the binary's `demo` (shortened with
+/// `--duration`): the side-by-side table, with no 429 reaching the client through pacer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_command_prints_the_side_by_side_table() {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(["demo", "--duration", "2s"])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the demo finishes within a minute")
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.contains("direct  through pacer"), "{out}");
+    let seen: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("429 seen by the client"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(seen.last(), Some(&"0"), "{out}");
+    assert_ne!(seen[seen.len() - 2], "0", "{out}");
 }

@@ -342,14 +342,13 @@ async fn the_example_scenarios_fit_the_throttling_demo_config() {
     assert!(seen >= 4);
 }
 
-/// examples/scenarios/analytics-queries.yaml against the mock run with config/mock.yaml (plain
-/// HTTP, the analytics limits), with the environment its comment gives. Phases are cut short.
+/// examples/scenarios/analytics-queries.yaml straight at the mock run with config/mock.yaml
+/// (plain HTTP, the analytics limits), with the environment its comment gives. Phases are cut
+/// short. (`tests/docs.rs` runs it through pacer.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analytics_scenario_runs_against_the_mock_config_it_names() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = temp_dir("gen-analytics");
-    std::fs::copy(root.join("config/mock.yaml"), dir.join("mock.yaml")).unwrap();
-    let config = MockConfig::load(&dir.join("mock.yaml")).unwrap();
+    let config = MockConfig::load(&root.join("config/mock.yaml")).unwrap();
     assert!(config.tls.is_none(), "config/mock.yaml serves plain HTTP");
     let mock = start_mock(config).await;
     let port = mock.addr.port();

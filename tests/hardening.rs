@@ -135,13 +135,23 @@ routes:
         path.push_str("/conversations/participants");
     }
     let c = client();
-    let started = tokio::time::Instant::now();
-    let (status, _, _) = get(&c, &pacer.url(&path)).await;
-    let took = started.elapsed();
-    assert_eq!(status, 200);
-    // A recursive matcher took 19 to 29 s here; the linear one takes well under a millisecond
-    // (the bound leaves room for a loaded test machine and a debug build).
-    assert!(took < Duration::from_millis(50), "answered after {took:?}");
+    // The quickest of a few tries: the work is the same each time, and a busy machine only
+    // adds to it. A recursive matcher took 19 to 29 s here, every time; the linear one takes
+    // well under a millisecond (the bound leaves room for a debug build).
+    let mut quickest = Duration::MAX;
+    for _ in 0..5 {
+        let started = tokio::time::Instant::now();
+        let (status, _, _) = get(&c, &pacer.url(&path)).await;
+        quickest = quickest.min(started.elapsed());
+        assert_eq!(status, 200);
+        if quickest < Duration::from_millis(50) {
+            break;
+        }
+    }
+    assert!(
+        quickest < Duration::from_millis(50),
+        "answered after {quickest:?} at best"
+    );
 }
 
 /// The `route_match` and `normalize_path` fuzz targets on the stable toolchain: random inputs,

@@ -229,19 +229,19 @@ routes:
 
 /// A client that hangs up while its request is at the API cannot be told from one that
 /// half-closed, and the API works on the request either way: its slot frees when the answer
-/// comes (or `timeouts.request` passes), not at once.
+/// comes or `timeouts.request` passes, not at once. The API here would answer after 30 s, so
+/// the slot frees by the 1 s timeout, no sooner.
 #[tokio::test]
 async fn a_client_that_leaves_while_in_flight_frees_its_slot() {
-    // The API is slow, so a request holds its slot long enough for its client to hang up.
     let mock = start_mock(pacer::mock::MockConfig {
         default_limit: None,
-        latency: Duration::from_millis(500),
+        latency: Duration::from_secs(30),
         ..Default::default()
     })
     .await;
     let yaml = "
 upstreams:
-  mock: { base_url: 'http://{mock}' }
+  mock: { base_url: 'http://{mock}', timeouts: { request: 1s } }
 limits:
   one: { concurrency: 1 }
 routes:
@@ -250,13 +250,20 @@ routes:
     let (pacer, limits) = start_pacer_limits(yaml, mock.addr).await;
     let mut stream = tokio::net::TcpStream::connect(pacer.addr).await.unwrap();
     use tokio::io::AsyncWriteExt;
+    let sent = tokio::time::Instant::now();
     stream
         .write_all(b"GET /api/v2/users HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     wait_for_limit(&limits, "one", |s| s.in_flight == 1).await;
     drop(stream);
+    // Waits 5 s at most, far less than the API's 30 s: the timeout frees the slot.
     wait_for_limit(&limits, "one", |s| s.in_flight == 0).await;
+    let held = sent.elapsed();
+    assert!(
+        held >= Duration::from_millis(950),
+        "the slot was held until timeouts.request, not freed at the hang-up: {held:?}"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::faulty::{read_until_closed, start_faulty, Fault, STALL_SENT};
+use support::faulty::{read_until_closed, start_faulty, Fault, BIG_DECLARED, STALL_SENT};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,6 +19,7 @@ fn by_path(head: &str) -> Fault {
         "/close" => Fault::OkThenClose,
         "/reuse" => Fault::ClosesOnReuse,
         "/cl-te" => Fault::LengthAndChunked,
+        "/big" => Fault::BigBody,
         _ => Fault::Ok,
     }
 }
@@ -98,6 +99,100 @@ async fn a_body_that_pauses_past_body_idle_is_cut() {
     );
     let cut = metric(admin, "pacer_upstream_body_cut_total", "reason=\"idle\"").await;
     assert_eq!(cut, 1.0);
+}
+
+const ONE_SLOT: &str = "
+upstreams:
+  api: { base_url: 'http://{mock}', timeouts: { request: 1s, body_idle: 10s } }
+limits:
+  one: { concurrency: 1, queue: { max_wait: 20s } }
+routes:
+  - { match: 'GET /**', limits: [one] }
+";
+
+/// A client that stops reading a large answer (the upstream would send it at once): hyper then
+/// waits for the client and stops pulling the body, so the body's own clocks are never looked
+/// at. The answer is still cut at `timeouts.request`: the route's only slot frees for the next
+/// request, the slow reader's connection is closed, and the cut is counted.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_at_the_request_timeout() {
+    let upstream = start_faulty(by_path).await;
+    let (pacer, admin) = start_pacer_admin(ONE_SLOT, upstream.addr).await;
+    // A small receive window, so pacer's writes back up after little more than its own buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(pacer.addr).await.unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nhost: api\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    slow.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200", "the answer has begun");
+    // The slot is the slow reader's until its answer is cut (1 s); without the cut the next
+    // request would wait its whole max_wait (20 s).
+    let answered = tokio::time::timeout(Duration::from_secs(4), async {
+        get(&client(), &pacer.url("/ok")).await
+    });
+    let (status, _, body) = answered.await.expect("the slot is freed");
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
+    let (read, closed) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(
+        closed && read < BIG_DECLARED / 2,
+        "closed {closed} after {read} bytes"
+    );
+    let cut = metric(admin, "pacer_upstream_body_cut_total", "reason=\"timeout\"").await;
+    assert_eq!(cut, 1.0);
+}
+
+/// The same inside an intercepted CONNECT, where hyper writes to pacer's TLS session with the
+/// client rather than to the socket.
+#[tokio::test]
+async fn a_client_that_stops_reading_inside_an_intercepted_connect_is_cut_too() {
+    use support::tunnel::{connect, http1, pacer_with_ca, tls};
+    let upstream = start_faulty(by_path).await;
+    let yaml = ONE_SLOT
+        .replace("{mock}", &upstream.addr.to_string())
+        .replace("api: { base_url:", "api: { hosts: [api.test], base_url:");
+    let (pacer, ca) = pacer_with_ca(yaml.trim_start(), &temp_dir("slow-reader-tls")).await;
+    let ca_pem = std::fs::read_to_string(ca).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut raw = socket.connect(pacer.addr).await.unwrap();
+    raw.write_all(b"CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(raw.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    let mut slow = tls(raw, "api.test", &ca_pem).await.unwrap();
+    slow.write_all(b"GET /big HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    slow.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200", "the answer has begun");
+    let answered = tokio::time::timeout(Duration::from_secs(4), async {
+        let (stream, head) = connect(pacer.addr, "api.test:443", "").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut send = http1(tls(stream, "api.test", &ca_pem).await.unwrap()).await;
+        let req = request("GET", "/ok").header("host", "api.test");
+        send.send_request(req.body(Default::default()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(answered.await.expect("the slot is freed"), 200);
+    let mut read = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n @ 1..) = slow.read(&mut buf).await {
+            read += n;
+        }
+    });
+    assert!(closed.await.is_ok(), "still open after {read} bytes");
+    assert!(read < BIG_DECLARED / 2, "closed after {read} bytes");
 }
 
 const ONE_AT_A_TIME: &str = "

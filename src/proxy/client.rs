@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::pool::{Pool, PooledBody, SendError};
 
 use super::body::{self, Body};
+use super::half_close::ClientConn;
 use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
@@ -99,11 +100,13 @@ impl UpstreamClient {
         metrics: &Arc<Metrics>,
     ) -> Result<Response<Body>, Error> {
         let upgrade = super::upgrade::Pending::take(&mut req);
+        // Taken, not cloned: nothing below needs it but a streamed answer's deadline.
+        let conn = req.extensions_mut().remove::<ClientConn>();
         self.prepare(&mut req);
         let deadline = Instant::now() + self.request_timeout;
         // One timer for the whole exchange (head and, when small, body): a timer costs a wheel
         // insertion and removal on every request. Only a streamed body needs a second one.
-        let exchange = self.exchange(req, upgrade, deadline, metrics);
+        let exchange = self.exchange(req, upgrade, conn, deadline, metrics);
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout {
@@ -117,6 +120,7 @@ impl UpstreamClient {
         &self,
         req: Request<Body>,
         upgrade: Option<super::upgrade::Pending>,
+        conn: Option<ClientConn>,
         deadline: Instant,
         metrics: &Arc<Metrics>,
     ) -> Result<Response<Body>, Error> {
@@ -145,7 +149,7 @@ impl UpstreamClient {
                     upstream: self.index,
                 };
                 let idle = self.body_idle_timeout;
-                body::boxed(body::Timed::new(incoming, deadline, idle, counter))
+                body::boxed(body::Timed::new(incoming, deadline, idle, counter, conn))
             }
         };
         Ok(Response::from_parts(parts, body))

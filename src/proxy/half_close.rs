@@ -19,13 +19,20 @@
 //!
 //! A client that really left while its request was upstream is then noticed when its answer is
 //! written; until then its request holds what it holds, as the API is still working on it.
+//!
+//! The same per-connection state carries the deadline of a streamed answer being written
+//! ([`ClientConn::answer_due`]): a client that stops reading makes hyper wait for the socket and
+//! stop pulling the body, so the body's own clocks (`body/timed.rs`) are never looked at. The
+//! connection loop watches that deadline instead ([`Watch::poll_answer_overdue`]) and ends the
+//! connection when it passes, which drops the body and the slots it holds.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 /// How long a connection half-closed before its request was read whole may live on: as long as
 /// a client has to send a request head.
@@ -47,6 +54,10 @@ struct State {
     /// The stream carries (or may come to carry) a tunnel or an upgraded protocol, whose end
     /// is passed on as it is.
     raw: AtomicBool,
+    /// A streamed answer is being written; its deadline is in `answer_deadline`. A flag beside
+    /// the lock, so the connection loop's check on every wake-up is a plain load.
+    answering: AtomicBool,
+    answer_deadline: Mutex<Option<Instant>>,
 }
 
 // === impl ClientConn ===
@@ -84,6 +95,38 @@ impl ClientConn {
     /// Whether the client has half-closed; the connection should finish and close.
     pub fn half_closed(&self) -> bool {
         self.0.half_closed.load(Relaxed)
+    }
+
+    /// A streamed answer is being written, and must be written whole by `deadline`.
+    pub fn answer_due(&self, deadline: Instant) {
+        *self
+            .0
+            .answer_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.0.answering.store(true, Relaxed);
+    }
+
+    /// The streamed answer has ended (or was cut): no deadline any more.
+    pub fn answer_done(&self) {
+        self.0.answering.store(false, Relaxed);
+        *self
+            .0
+            .answer_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The deadline of the streamed answer being written, if one is.
+    fn answer_deadline(&self) -> Option<Instant> {
+        if !self.0.answering.load(Relaxed) {
+            return None;
+        }
+        *self
+            .0
+            .answer_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wraps the client's stream.
@@ -175,6 +218,8 @@ pub(crate) struct Watch {
     seen: bool,
     /// Armed when the client half-closed before its request was read whole.
     cut_off: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Armed at the deadline of the streamed answer being written; made on the first one.
+    answer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Watch {
@@ -183,6 +228,7 @@ impl Watch {
             client,
             seen: false,
             cut_off: None,
+            answer: None,
         }
     }
 
@@ -211,5 +257,21 @@ impl Watch {
             return false;
         };
         sleep.as_mut().poll(cx).is_ready() && !c.request_complete()
+    }
+
+    /// Whether the connection should end now: the streamed answer being written has passed
+    /// its deadline (the client reads it too slowly, or not at all; module docs).
+    pub(crate) fn poll_answer_overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        use std::future::Future;
+        let Some(due) = self.client.as_ref().and_then(ClientConn::answer_deadline) else {
+            return false;
+        };
+        let sleep = self
+            .answer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if sleep.deadline() != due {
+            sleep.as_mut().reset(due);
+        }
+        sleep.as_mut().poll(cx).is_ready()
     }
 }

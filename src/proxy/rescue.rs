@@ -166,6 +166,37 @@ mod tests {
         assert!(v["message"].as_str().unwrap().contains("scripts"));
     }
 
+    /// A limit that cannot tell the wait (a shared limit's full queue) still says when to
+    /// come back: every 429 pacer makes has a Retry-After of at least 1.
+    #[test]
+    fn every_429_has_retry_after_even_when_the_wait_is_unknown() {
+        let limit = || "scripts".to_owned();
+        for err in [
+            Error::QueueFull {
+                limit: limit(),
+                retry_after: None,
+            },
+            Error::QueueTimeout {
+                limit: limit(),
+                retry_after: None,
+            },
+            Error::RateLimited {
+                limit: limit(),
+                retry_after: None,
+            },
+        ] {
+            let res = response(&err);
+            assert_eq!(res.status(), 429);
+            assert_eq!(
+                res.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap()),
+                Some("1"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn proxy_auth_carries_challenge() {
         let res = response(&Error::ProxyAuthRequired);

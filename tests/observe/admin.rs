@@ -249,7 +249,7 @@ async fn admin_delete(admin: SocketAddr, path: &str) -> (http::StatusCode, Bytes
 async fn live_changes_show_beside_the_config_and_can_be_undone() {
     let mock = start_mock_default().await;
     let (_pacer, admin) = start_pacer_admin(ONE_PER_MINUTE, mock.addr).await;
-    let file = serde_json::json!({"rate": "1/min", "burst": 1, "concurrency": 8});
+    let file = serde_json::json!({"rate": "1/min", "burst": 1, "concurrency": 8, "quota": null});
     let slow = json(&admin_get(admin, "/limits/slow").await.2);
     assert_eq!((&slow["configured"], &slow["current"]), (&file, &file));
     assert_eq!(slow["changed_live"], serde_json::json!([]));
@@ -259,7 +259,7 @@ async fn live_changes_show_beside_the_config_and_can_be_undone() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let slow = json(&body);
     assert_eq!(slow["configured"], file);
-    let now = serde_json::json!({"rate": "50/s", "burst": 1, "concurrency": null});
+    let now = serde_json::json!({"rate": "50/s", "burst": 1, "concurrency": null, "quota": null});
     assert_eq!(slow["current"], now);
     assert_eq!(
         slow["changed_live"],

@@ -25,11 +25,16 @@ pub enum Fault {
     ClosesOnReuse,
     /// An answer with both Content-Length and `Transfer-Encoding: chunked`.
     LengthAndChunked,
+    /// A [`BIG_DECLARED`] answer sent as fast as the reader takes it.
+    BigBody,
 }
 
 /// The declared size of [`Fault::StallBody`]'s answer, and what it sends of it.
 pub const STALL_DECLARED: usize = 10 * 1024 * 1024;
 pub const STALL_SENT: usize = 1024;
+/// The size of [`Fault::BigBody`]'s answer: far more than every socket and proxy buffer between
+/// the upstream and a client that stops reading can hold.
+pub const BIG_DECLARED: usize = 256 * 1024 * 1024;
 
 pub struct Faulty {
     pub addr: SocketAddr,
@@ -121,6 +126,17 @@ async fn serve(
                 return hang(stream).await;
             }
             Fault::Hold => return hang(stream).await,
+            Fault::BigBody => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG_DECLARED}\r\n\r\n");
+                let _ = stream.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..BIG_DECLARED / chunk.len() {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return true;
+                    }
+                }
+                continue;
+            }
         };
         if stream.write_all(answer).await.is_err() || fault == Fault::OkThenClose {
             return false;
