@@ -15,6 +15,8 @@
 //!     WebSocket upgrades.
 //! - [`tls`]: pacer's own CA (load or create) and the leaf certificates it signs for CONNECT.
 //! - [`route`]: `(method, path)` to the route and the limits it passes.
+//! - [`ratelimit`]: the rate-limit headers APIs send (Genesys, IETF, `X-RateLimit-*`) read into
+//!   one value, for limits that learn from them.
 //! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the
 //!   retry layer that pauses limit keys and re-sends.
 //! - [`shape`]: the [`shape::Limiter`] trait, the in-memory limiter, and the shaping layer.
@@ -38,6 +40,7 @@ pub mod generate;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod ratelimit;
 pub mod retry;
 pub mod route;
 pub mod shape;

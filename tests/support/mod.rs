@@ -288,8 +288,8 @@ fn response_complete(bytes: &[u8]) -> bool {
 }
 
 pub mod counting;
-pub mod redis;
 pub mod faulty;
+pub mod redis;
 pub mod tunnel;
 pub mod upstream;
 
