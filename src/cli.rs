@@ -69,6 +69,10 @@ pub enum Command {
         /// Optional mock config (per-route limits, Retry-After misbehaviour, TLS).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Which rate-limit headers answers carry; overrides the config's `ratelimit_headers`.
+        /// The platform sends genesys (`inin-ratelimit-*`).
+        #[arg(long, value_enum)]
+        ratelimit_headers: Option<crate::mock::HeaderFamily>,
     },
     /// Manage the CA pacer signs intercepted HTTPS with (the config's `intercept:` section).
     Ca {
@@ -231,13 +235,20 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::Mock { listen, config } => {
-                let mock_config = match config {
+            Command::Mock {
+                listen,
+                config,
+                ratelimit_headers,
+            } => {
+                let mut mock_config = match config {
                     Some(path) => crate::mock::MockConfig::load(&path).map_err(|e| {
                         CliError::Usage(format!("invalid mock config {}: {e:#}", path.display()))
                     })?,
                     None => crate::mock::MockConfig::default(),
                 };
+                if let Some(family) = ratelimit_headers {
+                    mock_config.ratelimit_headers = family;
+                }
                 let scheme = if mock_config.tls.is_some() {
                     "https"
                 } else {
