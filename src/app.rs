@@ -192,6 +192,13 @@ pub fn describe(config: &Config) -> String {
             .concurrency
             .map(|c| format!(", concurrency {c}"))
             .unwrap_or_default();
+        let cap = match config.learn_for(&l.name) {
+            Some(learn) => format!(
+                "{cap}, learns from rate-limit headers (headroom {}%)",
+                learn.headroom * 100.0
+            ),
+            None => cap,
+        };
         let _ = writeln!(
             out,
             "limit {}: {}{cap}, key {}, mode {}",
