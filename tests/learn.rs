@@ -126,3 +126,157 @@ async fn without_learning_adaptive_draws_429s() {
     let run = offer(&pacer, &mock, 10, Duration::from_secs(20)).await;
     assert!(run.throttled > 0, "AIMD learns only from 429s");
 }
+
+// === headers that lie ===
+
+/// An API that accepts everything and answers request `n` with the headers `lie(n)` gives,
+/// recording when each request arrived.
+struct Liar {
+    addr: std::net::SocketAddr,
+    arrivals: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Lie = fn(usize) -> Vec<(&'static str, String)>;
+
+impl Drop for Liar {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Liar {
+    async fn start(lie: Lie) -> Liar {
+        use hyper::body::Incoming;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = arrivals.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                let service = hyper::service::service_fn(move |_req: http::Request<Incoming>| {
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(Instant::now());
+                        seen.len() - 1
+                    };
+                    let mut res = http::Response::new(Full::new(bytes::Bytes::new()));
+                    for (name, value) in lie(n) {
+                        if let Ok(v) = http::HeaderValue::from_str(&value) {
+                            res.headers_mut().append(name, v);
+                        }
+                    }
+                    async move { Ok::<_, std::convert::Infallible>(res) }
+                });
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        Liar {
+            addr,
+            arrivals,
+            task,
+        }
+    }
+}
+
+/// A ceiling of 5/s, learning.
+const CEILING: &str = "
+upstreams:
+  api: { base_url: 'http://{liar}' }
+limits:
+  per-token: { rate: 5/s, learn: true, key: token, queue: { max_wait: 60s } }
+routes:
+  - { match: '* /api/v2/**', limits: [per-token] }
+";
+
+/// Offers 10/s for 10 s through the ceiling to an API that lies: no second ever holds more than
+/// the ceiling lets go, and no gap between releases is longer than `longest` (the longest reset
+/// the lies told, or the ceiling's own interval).
+async fn stays_sane(lie: Lie, longest: Duration) {
+    let liar = Liar::start(lie).await;
+    let pacer = start_pacer(&CEILING.replace("{liar}", "{mock}"), liar.addr).await;
+    let client = client();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        tick.tick().await;
+        let req = request("GET", &pacer.url("/api/v2/users"))
+            .header("authorization", "Bearer agent-1")
+            .body(Full::default())
+            .unwrap();
+        let client = client.clone();
+        tasks.push(tokio::spawn(
+            async move { send(&client, req).await.0.as_u16() },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let arrivals = liar.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 100);
+    for (i, at) in arrivals.iter().enumerate() {
+        // rate 5/s with a bucket of 1: at most 5 in any second, plus the one at its start.
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|&&t| t - *at < Duration::from_secs(1))
+            .count();
+        assert!(within <= 6, "{within} releases in one second from #{i}");
+    }
+    let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(gap <= longest + Duration::from_millis(50), "stalled {gap:?}");
+}
+
+fn genesys(allowed: &str, count: &str, reset: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("inin-ratelimit-allowed", allowed.to_owned()),
+        ("inin-ratelimit-count", count.to_owned()),
+        ("inin-ratelimit-reset", reset.to_owned()),
+    ]
+}
+
+/// remaining falls to 1, then "rises" to 30 in the same window: the budget keeps the lower.
+#[tokio::test(start_paused = true)]
+async fn remaining_that_rises_mid_window_is_not_believed_and_the_stall_ends_at_the_reset() {
+    stays_sane(
+        |n| match n % 4 {
+            0 => genesys("30", "29", "2"),
+            _ => genesys("30", "0", "2"),
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_in_the_past_does_not_stall() {
+    stays_sane(
+        |_| {
+            vec![
+                ("x-ratelimit-limit", "30".to_owned()),
+                ("x-ratelimit-remaining", "0".to_owned()),
+                ("x-ratelimit-reset", "1000000001".to_owned()),
+            ]
+        },
+        Duration::from_millis(200),
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn negative_huge_and_garbage_values_count_as_absent() {
+    stays_sane(
+        |n| match n % 3 {
+            0 => genesys("-30", "-1", "-5"),
+            1 => genesys("30", "30", "99999999999"),
+            _ => genesys("soon", "many", "later"),
+        },
+        Duration::from_millis(200),
+    )
+    .await;
+}
