@@ -16,6 +16,7 @@
 //! - `limits.rs`: `/status` and `/limits/{name}`.
 
 mod limits;
+mod live;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,6 +47,7 @@ type AdminResponse = Response<Full<Bytes>>;
 pub struct Admin {
     metrics: Arc<Metrics>,
     limits: Arc<Limits>,
+    live: live::Live,
     draining: Arc<AtomicBool>,
 }
 
@@ -57,8 +59,16 @@ impl Admin {
         Admin {
             metrics,
             limits,
+            live: live::Live::default(),
             draining,
         }
+    }
+
+    /// The config's limits, so `/status` can show their file values beside the current ones
+    /// and `DELETE /limits/{name}` can go back to them.
+    pub fn with_configured(mut self, limits: &[crate::config::Limit]) -> Admin {
+        self.live = live::Live::new(limits);
+        self
     }
 
     fn draining(&self) -> bool {
@@ -72,14 +82,17 @@ impl Admin {
             "/metrics" if read => metrics(self.metrics.render(&self.limits)),
             "/healthz" if read => json(StatusCode::OK, &Health { status: "ok" }),
             "/readyz" if read => self.ready(),
-            "/status" if read => limits::status(&self.limits, self.draining()),
+            "/status" if read => limits::status(&self.limits, &self.live, self.draining()),
             "/metrics" | "/healthz" | "/readyz" | "/status" => not_allowed("GET, HEAD"),
             _ => match path.strip_prefix("/limits/") {
-                Some(name) if read => limits::get(&self.limits, name),
+                Some(name) if read => limits::get(&self.limits, &self.live, name),
                 Some(name) if req.method() == Method::PUT => {
-                    limits::put(&self.limits, name, req.into_body()).await
+                    limits::put(&self.limits, &self.live, name, req.into_body()).await
                 }
-                Some(_) => not_allowed("GET, HEAD, PUT"),
+                Some(name) if req.method() == Method::DELETE => {
+                    limits::restore(&self.limits, &self.live, name)
+                }
+                Some(_) => not_allowed("GET, HEAD, PUT, DELETE"),
                 None => error(
                     StatusCode::NOT_FOUND,
                     "pacer.admin.not_found",

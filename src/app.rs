@@ -124,7 +124,8 @@ impl App {
             tracing::info!(%addr, "admin listener started");
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin = Admin::new(self.metrics, self.limits, draining);
+        let admin =
+            Admin::new(self.metrics, self.limits, draining).with_configured(&self.config.limits);
         let admin = crate::admin::serve(admin_listener, admin, async move {
             let _ = admin_stopped.await;
         });

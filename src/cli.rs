@@ -176,7 +176,15 @@ fn load_config(path: &std::path::Path) -> Result<crate::Config, CliError> {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, CliError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    bound(addr, what, tokio::net::TcpListener::bind(addr).await)
+}
+
+fn bound(
+    addr: SocketAddr,
+    what: &str,
+    result: std::io::Result<tokio::net::TcpListener>,
+) -> Result<tokio::net::TcpListener, CliError> {
+    result.map_err(|e| {
         CliError::Runtime(anyhow::anyhow!(
             "cannot bind the {what} listener on {addr}: {e}"
         ))
@@ -206,7 +214,11 @@ impl Command {
                     tracing::warn!("{warning}");
                 }
                 let listeners = crate::app::Listeners {
-                    proxy: bind(config.listen, "proxy").await?,
+                    proxy: bound(
+                        config.listen,
+                        "proxy",
+                        crate::proxy::listen(config.listen, config.server.backlog),
+                    )?,
                     admin: match config.admin {
                         Some(addr) => Some(bind(addr, "admin").await?),
                         None => None,

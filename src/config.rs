@@ -302,6 +302,11 @@ pub struct Server {
     pub max_body_bytes: u64,
     /// How long in-flight requests may take to finish after a shutdown signal (default 30s).
     pub drain_timeout: Duration,
+    /// How long a client may take to send a request body, counted from the first moment pacer
+    /// waits for it (default 30s, like the request head's); slower gets 408.
+    pub body_timeout: Duration,
+    /// The proxy listener's accept backlog; None: the OS maximum (`net.core.somaxconn`).
+    pub backlog: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -392,8 +397,10 @@ impl Config {
 
     /// Parses and validates YAML text; `base` is the directory relative paths resolve against.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let raw = raw::parse(text)?;
-        validate::validate(raw, base)
+        // Every problem at once: what the parser refuses, then what validation finds in the rest.
+        let (raw, structural, removed) = raw::parse_all(text);
+        let validated = raw.map(|raw| validate::validate(raw, base));
+        raw::finish(structural, &removed, validated)
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Upstream> {

@@ -24,6 +24,10 @@ pub enum Error {
     #[error("the request body is larger than the {limit} bytes allowed")]
     BodyTooLarge { limit: u64 },
 
+    /// The client did not send its whole body within `server.body_timeout`.
+    #[error("the request body did not arrive within {}s", timeout.as_secs_f64())]
+    BodyTimeout { timeout: Duration },
+
     /// `proxy_auth` is configured and the request did not carry valid credentials.
     #[error("proxy authentication required")]
     ProxyAuthRequired,
@@ -107,6 +111,7 @@ impl Error {
             BadRequest(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             ForbiddenHost { .. }
             | ForbiddenPort { .. }
@@ -130,6 +135,7 @@ impl Error {
             BadRequest(_) => "pacer.request.malformed",
             HeadersTooLarge { .. } => "pacer.request.headers_too_large",
             BodyTooLarge { .. } => "pacer.request.body_too_large",
+            BodyTimeout { .. } => "pacer.request.body_timeout",
             ProxyAuthRequired => "pacer.proxy.auth_required",
             ForbiddenHost { .. } => "pacer.host.forbidden",
             ForbiddenPort { .. } => "pacer.connect.port_forbidden",

@@ -14,11 +14,13 @@
 //!   goes again.
 //! - OAuth: one token for the run, renewed by one task before expiry (`auth`).
 //!
-//! Module map: [`scenario`] (YAML), `schedule`, `engine` (phases, users, schedulers, ticker),
-//! `workers` (a runtime per core), `lanes`, `link` (a connection driven by the task that sends
-//! on it), `client` (the proxy-aware rustls connector; hyper-util's pooled client for OAuth),
-//! `auth`, `mix`, [`record`] (sharded counters), [`report`] (JSON and the summary table),
-//! [`html`], `progress`.
+//! Module map: [`scenario`] (YAML), `schedule`, `engine` (phases, users, schedulers; the
+//! once-a-second timeline in `engine/timeline`), `workers` (a runtime per core), `lanes`,
+//! `link` (a connection driven by the task that sends on it), `client` (the proxy-aware rustls
+//! connector with its trust: webpki roots, `SSL_CERT_FILE`, `tls.ca_file`; hyper-util's pooled
+//! client for OAuth), `tunnel` (CONNECT), `cause` (failures in words), `auth`, `mix`,
+//! [`record`] (sharded counters), [`report`] (JSON and the summary table), [`verdict`]
+//! (thresholds, pass or fail), [`html`] (the page and its SVG charts), `progress`.
 
 mod auth;
 mod cause;

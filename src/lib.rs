@@ -14,7 +14,8 @@
 //!     inside go through the same stack), blind tunnels, or 403; [`proxy::upgrade`] pipes
 //!     WebSocket upgrades.
 //! - [`tls`]: pacer's own CA (load or create) and the leaf certificates it signs for CONNECT.
-//! - [`route`]: `(method, path)` to the route and the limits it passes.
+//! - [`route`]: `(method, path)` to the route and the limits it passes, after normalising the
+//!   path (RFC 3986), in time linear in the path.
 //! - [`ratelimit`]: the rate-limit headers APIs send (Genesys, IETF, `X-RateLimit-*`) read into
 //!   one value, for limits that learn from them.
 //! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the

@@ -7,7 +7,8 @@
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
 //!   idle upstream connections per thread.
-//! - `headers.rs`, `body.rs`: shared helpers.
+//! - `headers.rs`, `body.rs`: shared helpers; `body/timed.rs` cuts a stalled upstream body.
+//! - `half_close.rs`: a client's end of stream, told apart as a half-close or a client that left.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
@@ -20,6 +21,7 @@ mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
+pub mod half_close;
 pub mod headers;
 mod intercept;
 pub mod observe;
@@ -37,6 +39,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::{Method, Request};
@@ -65,6 +68,32 @@ pub(crate) struct Shared {
     tracker: Tracker,
     /// The header-read timer every connection of this server (worker) shares.
     timer: coarse_timer::CoarseTimer,
+}
+
+/// Binds the proxy listener with a backlog of `backlog` connections, or the OS maximum
+/// (`net.core.somaxconn`, read on Linux; 4096 elsewhere) when None.
+///
+/// Not `TcpListener::bind`: its backlog is 128, and a burst of connects beyond it (a load tool
+/// starting 1500 threads at once) leaves the rest waiting for a SYN retransmit, a whole second,
+/// although pacer would accept them in microseconds.
+pub fn listen(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted pacer can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.unwrap_or_else(os_max_backlog))
+}
+
+/// The largest backlog the OS grants; a larger request is cut to it anyway.
+fn os_max_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
 }
 
 /// Serves `stack` on `listener` until `shutdown` resolves, then lets in-flight requests finish
@@ -191,7 +220,13 @@ fn connection(
         peer,
         tunnel_upstream: None,
     };
-    serve_http(TokioIo::new(stream), info, shared)
+    let client = half_close::ClientConn::default();
+    serve_http_as(
+        TokioIo::new(client.wrap(stream)),
+        info,
+        shared,
+        Some(client),
+    )
 }
 
 /// Serves HTTP/1.1 on a client connection: a plain one, or the inside of an intercepted CONNECT.
@@ -203,13 +238,27 @@ fn serve_http<I>(io: I, info: ConnInfo, shared: Shared) -> impl Future<Output = 
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    serve_http_as(io, info, shared, None)
+}
+
+/// [`serve_http`], on a stream whose half-close `client` watches (see `half_close.rs`).
+fn serve_http_as<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Shared,
+    client: Option<half_close::ClientConn>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let tracker = shared.tracker.clone();
     let builder = http1_server(shared.server, shared.timer.clone());
-    let mut conn = Box::pin(
-        builder
-            .serve_connection(io, Serve { shared, info })
-            .with_upgrades(),
-    );
+    let serve = Serve {
+        shared,
+        info,
+        client: client.clone(),
+    };
+    let mut conn = Box::pin(builder.serve_connection(io, serve).with_upgrades());
     async move {
         // The drain future is polled once to register the task's waker, and after that only
         // when the cheap check says drain has begun: polling it on every wake-up (as a
@@ -217,6 +266,7 @@ where
         let mut draining = std::pin::pin!(tracker.draining());
         let mut watching = true;
         let mut registered = false;
+        let mut half_close = half_close::Watch::new(client);
         let result = std::future::poll_fn(|cx| {
             if watching && (!registered || tracker.drain_started()) {
                 registered = true;
@@ -225,7 +275,19 @@ where
                     conn.as_mut().graceful_shutdown();
                 }
             }
-            conn.as_mut().poll(cx)
+            let polled = conn.as_mut().poll(cx);
+            if polled.is_pending() {
+                if half_close.half_closed() {
+                    conn.as_mut().graceful_shutdown();
+                    if let Poll::Ready(done) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(done);
+                    }
+                }
+                if half_close.poll_cut_off(cx) {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            polled
         })
         .await;
         if let Err(e) = result {
@@ -266,6 +328,7 @@ type Handled = futures_util::future::Either<
 struct Serve {
     shared: Shared,
     info: ConnInfo,
+    client: Option<half_close::ClientConn>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Serve {
@@ -274,15 +337,28 @@ impl hyper::service::Service<Request<Incoming>> for Serve {
     type Future = Handled;
 
     fn call(&self, req: Request<Incoming>) -> Handled {
-        handle(&self.shared, self.info, req)
+        handle(&self.shared, self.info, self.client.as_ref(), req)
     }
 }
 
 /// Sends one request into the stack (or to CONNECT handling). It takes from `shared` only what
 /// the request needs, so an ordinary request clones the stack and nothing else (the
 /// connection's services are `Arc`s that every request would otherwise touch).
-fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handled {
+fn handle(
+    shared: &Shared,
+    info: ConnInfo,
+    conn: Option<&half_close::ClientConn>,
+    mut req: Request<Incoming>,
+) -> Handled {
     use futures_util::future::Either;
+    let upgrade = req.method() == Method::CONNECT || client::is_upgrade(req.headers());
+    if let Some(conn) = conn {
+        if upgrade {
+            conn.pass_end();
+        }
+        conn.request(http_body::Body::is_end_stream(req.body()));
+        req.extensions_mut().insert(conn.clone());
+    }
     if req.method() == Method::CONNECT {
         return Either::Left(connect::handle(shared.clone(), info, req));
     }
@@ -292,7 +368,7 @@ fn handle(shared: &Shared, info: ConnInfo, mut req: Request<Incoming>) -> Handle
         *req.uri_mut() = uri;
     }
     req.extensions_mut().insert(info);
-    if client::is_upgrade(req.headers()) {
+    if upgrade {
         // The upgrade hook in the client takes this, so the pipe it starts counts for drain.
         req.extensions_mut().insert(shared.tracker.clone());
     }

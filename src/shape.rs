@@ -1,12 +1,13 @@
 //! Shaping: make the traffic that reaches the API fit its limits by delaying requests.
 //!
-//! A [`Limiter`] enforces one named limit (a token bucket and/or a concurrency cap, per key, with
-//! a bounded FIFO queue). The proxy only sees the trait, so the in-memory [`LocalLimiter`] can be
-//! joined by a shared, Redis-backed one chosen per limit in the config without touching the
-//! request path.
+//! A [`Limiter`] enforces one named limit (a quota or a token bucket, and/or a concurrency cap,
+//! per key, with a bounded FIFO queue). The proxy only sees the trait, so the in-memory
+//! [`LocalLimiter`] can be joined by a shared, Redis-backed one chosen per limit in the config
+//! without touching the request path.
 //!
 //! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
-//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, FIFO queue, slots, pause).
+//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, sliding-log quotas, FIFO
+//!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
 mod answers;
@@ -119,9 +120,15 @@ impl std::fmt::Debug for Permit {
 pub struct LimitUpdate {
     pub rate: Option<crate::config::Rate>,
     pub burst: Option<u32>,
+    /// A new cap, or [`NO_CAP`] to remove the cap.
     pub concurrency: Option<u32>,
     pub quota: Option<crate::config::Quota>,
 }
+
+/// [`LimitUpdate::concurrency`] that removes a limit's concurrency cap (admin
+/// `"concurrency": null`). A limiter that does not know it still lets everything through:
+/// nothing has this many requests in flight.
+pub const NO_CAP: u32 = u32::MAX;
 
 /// A snapshot of a limit for `/status` and the metrics gauges.
 #[derive(Debug, Clone, Serialize)]

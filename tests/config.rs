@@ -106,6 +106,8 @@ fn minimal_config_gets_all_defaults() {
         max_header_bytes: 65536,
         max_body_bytes: 16 * 1024 * 1024,
         drain_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+        backlog: None,
     };
     assert_eq!(c.server, server);
     assert_eq!(c.admin, None);
@@ -332,4 +334,43 @@ fn example_genesys_config_loads() {
     assert!(query.contains(&"analytics-query"));
     let flow = route(&Method::PUT, "/api/v2/flows/8f2b").unwrap();
     assert!(flow.contains(&"per-token"));
+}
+
+/// A structural error (unknown key, wrong type) no longer hides the rest of the file: every
+/// problem is reported, sorted by line, with the path as written (a route after one that had
+/// to be dropped keeps its index).
+#[test]
+fn structural_errors_do_not_hide_the_others() {
+    let found = errors(&[
+        "upstreams:",
+        "  api:",
+        "    base_url: http://127.0.0.1:9000",
+        "    hostz: [api.test]",
+        "    timeouts: { connect: 5, request: 60s }",
+        "limits:",
+        "  a:",
+        "    rate: 300/d",
+        "    burst: ten",
+        "routes:",
+        "  - matchh: GET /x",
+        "    limits: [a]",
+        "  - match: GETT /api/v2/**",
+        "    limits: [a, nope]",
+    ]);
+    let starts = [
+        "upstreams.api.hostz, line 4: unknown field",
+        "upstreams.api.timeouts.connect, line 5: \"5\" has no unit",
+        "limits.a.rate, line 8: unknown unit \"d\"",
+        "limits.a.burst, line 9: expected a whole number",
+        "routes[0].matchh, line 11: unknown field",
+        "routes[1].match, line 13: \"GETT\" is not an HTTP method (did you mean GET?)",
+        "routes[1].limits, line 14: unknown limit \"nope\"",
+    ];
+    assert_eq!(found.len(), starts.len(), "{found:#?}");
+    for (error, start) in found.iter().zip(starts) {
+        assert!(
+            error.starts_with(start),
+            "{error} should start with {start}"
+        );
+    }
 }

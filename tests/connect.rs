@@ -312,10 +312,12 @@ async fn ca_commands_and_creation_on_first_start() {
     let base = "upstreams:\n  api:\n    base_url: http://127.0.0.1:9\n    hosts: [api.test]\n";
     std::fs::write(&config, base).unwrap();
     let arg = config.to_str().unwrap();
-    // Without an intercept section there is no CA to manage: a usage error (exit 2).
+    // Without an intercept section, and no state directory for pacer's own CA, there is no CA
+    // to manage: a usage error (exit 2).
     for cmd in ["init", "show"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
             .args(["ca", cmd, "--config", arg])
+            .envs([("PACER_STATE_DIR", ""), ("XDG_DATA_HOME", ""), ("HOME", "")])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -351,4 +353,25 @@ async fn ca_commands_and_creation_on_first_start() {
     let (status, _, _) = get(&client(), &pacer.url("/__never")).await;
     assert_eq!(status, 502, "pacer is up (and the upstream is not)");
     assert!(fresh.join("c.pem").exists() && fresh.join("k.pem").exists());
+}
+
+#[tokio::test]
+async fn sni_names_the_upstream_does_not_list_are_refused_at_the_handshake() {
+    let s = setup().await;
+    for sni in [
+        "www.google.com",
+        "login.microsoftonline.com",
+        "xn--80ak6aa92e.com",
+        "tunnel.test",
+    ] {
+        let (stream, head) = connect(s.pacer.addr, "api.test:443", "").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let refused = tls(stream, sni, &s.ca_pem).await;
+        assert!(refused.is_err(), "pacer's CA signed {sni}");
+    }
+    // The CONNECT host and the other names of its upstream still get their leaf.
+    let echo = intercepted_get(&s, "api.test:443", "API.test", "/ok").await;
+    assert_eq!(echo["path"], "/ok");
+    let echo = intercepted_get(&s, "127.0.0.1:443", "alias.test", "/alias").await;
+    assert_eq!(echo["path"], "/alias");
 }

@@ -4,36 +4,10 @@ mod support;
 
 use std::time::Duration;
 
-use pacer::generate::{self, Options, Report, Scenario};
+use pacer::generate::{self, Options, Scenario};
 use pacer::mock::MockConfig;
+use support::generator::{open_mock, run, scenario};
 use support::*;
-
-/// The mock without its limits: only the generator is under test.
-async fn open_mock() -> Running {
-    start_mock(MockConfig {
-        default_limit: None,
-        ..Default::default()
-    })
-    .await
-}
-
-/// Parses a scenario in which `{target}` stands for `target`; no environment.
-fn scenario(yaml: &str, target: &str) -> Scenario {
-    let yaml = yaml.replace("{target}", target);
-    Scenario::parse_with_env(&yaml, |_| None)
-        .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}\n---\n{yaml}"))
-}
-
-async fn run(scenario: Scenario, proxy: Option<String>) -> Report {
-    let options = Options {
-        proxy,
-        progress: false,
-    };
-    tokio::time::timeout(Duration::from_secs(60), generate::run(scenario, &options))
-        .await
-        .expect("the run ends within 60 s")
-        .expect("the run starts")
-}
 
 fn within(value: f64, expected: f64, tolerance: f64) -> bool {
     (value - expected).abs() <= expected * tolerance
@@ -417,41 +391,4 @@ fn the_example_scenarios_are_valid() {
         seen += 1;
     }
     assert!(seen >= 4);
-}
-
-/// An `https://` target through a proxy goes through a `CONNECT` tunnel. The stand-in proxy
-/// here records what it is asked and refuses, so the requests fail to connect; what matters is
-/// the tunnel request.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_targets_are_tunnelled_with_connect() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = proxy.local_addr().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = proxy.accept().await {
-            let mut buf = vec![0u8; 4096];
-            let n = conn.read(&mut buf).await.unwrap_or(0);
-            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
-            let _ = conn
-                .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
-                .await;
-        }
-    });
-    let s = scenario(
-        "target: https://api.test\nphases: [{ duration: 200ms, rate: 10/s }]\nrequests: [{ path: /api/v2/users }]\n",
-        "",
-    );
-    let report = run(s, Some(format!("http://{addr}"))).await;
-    assert_eq!(
-        report.total.error_kinds.get("connect"),
-        Some(&2),
-        "{}",
-        report.table()
-    );
-    let asked = rx.recv().await.unwrap();
-    assert!(
-        asked.starts_with("CONNECT api.test:443 HTTP/1.1\r\n"),
-        "{asked}"
-    );
 }

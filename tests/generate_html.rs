@@ -59,19 +59,21 @@ async fn report_page(dir: &Path) -> std::path::PathBuf {
          \x20 - {{ name: agents, duration: 2s, users: 5, think: 50ms }}\n\
          requests:\n  - {{ name: users, weight: 3, path: /api/v2/users }}\n\
          \x20 - {{ name: scripts, path: /api/v2/scripts }}\n\
-         thresholds: {{ p99: 10s, error_rate: 1% }}\n",
+         thresholds: {{ p99: 10s, error_rate: 1%, rate_achieved: 99% }}\n",
         mock.addr
     );
     let scenario = Scenario::parse_with_env(&yaml, |_| None).unwrap();
     let report = generate::run(scenario, &Options::default()).await.unwrap();
-    assert!(
-        report
-            .total
-            .error_kinds
-            .get("dropped")
-            .copied()
-            .unwrap_or(0)
-            > 0
+    let dropped = report.total.error_kinds.get("dropped").copied();
+    assert!(dropped.unwrap_or(0) > 0);
+    let crossed: Vec<&str> = (report.thresholds.iter())
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        crossed,
+        ["error_rate", "rate_achieved"],
+        "dropped arrivals cross both"
     );
     let html = dir.join("report.html");
     generate::write_reports(&report, None, Some(&html)).unwrap();

@@ -211,3 +211,130 @@ routes:
         .unwrap();
     assert_eq!(upstream.lines().len(), 1, "nothing queued was sent");
 }
+
+/// Sends a POST head declaring 100 bytes, then one byte every 200 ms (10 at most, then
+/// nothing); returns what pacer answered within 5 s, if anything.
+async fn drip_post(addr: SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = "POST /api/v2/things HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    let drip = tokio::spawn(async move {
+        for _ in 0..10 {
+            if write.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Hold the connection open without sending more.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut out)).await;
+    drip.abort();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_gets_408_and_is_not_forwarded() {
+    let upstream = Recorder::start().await;
+    let yaml = "
+upstreams:
+  api: { base_url: 'http://{mock}', hosts: [api.test] }
+server: { body_timeout: 1s }
+";
+    let pacer = start_pacer(yaml, upstream.addr).await;
+    let started = tokio::time::Instant::now();
+    let drips: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(drip_post(pacer.addr)))
+        .collect();
+    for drip in drips {
+        let reply = drip.await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+        assert!(reply.contains("pacer.request.body_timeout"), "{reply}");
+    }
+    // Each answered at its 1 s deadline, and its connection closed (read_to_end returned).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(upstream.lines().is_empty(), "{:?}", upstream.lines());
+}
+
+/// 1500 clients connect at once before pacer accepts any (as when it is busy): every connect
+/// completes at once, none waits for a SYN retransmit (1 s) because the backlog was full.
+#[tokio::test]
+async fn a_burst_of_1500_connects_finds_room_in_the_backlog() {
+    let upstream = Recorder::start().await;
+    let listener = pacer::proxy::listen("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects: Vec<_> = (0..1500)
+        .map(|_| {
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let conn = tokio::net::TcpStream::connect(addr).await;
+                (started.elapsed(), conn)
+            })
+        })
+        .collect();
+    let mut streams = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for c in connects {
+        let (took, conn) = tokio::time::timeout(Duration::from_secs(10), c)
+            .await
+            .expect("connected within 10 s")
+            .unwrap();
+        slowest = slowest.max(took);
+        streams.push(conn.expect("connected"));
+    }
+    assert!(
+        slowest < Duration::from_millis(900),
+        "a connect took {slowest:?}"
+    );
+    // They are real: pacer, started now, answers on the last of them.
+    let yaml = basic_config().replace("{mock}", &upstream.addr.to_string());
+    let config = pacer::Config::parse(&yaml, std::path::Path::new(".")).unwrap();
+    let listeners = pacer::app::Listeners {
+        proxy: listener,
+        admin: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = pacer::app::App::new(config).unwrap();
+    let serving = tokio::spawn(app.serve(listeners, async move {
+        let _ = stopped.await;
+    }));
+    let mut last = streams.pop().unwrap();
+    last.write_all(b"GET /x HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    last.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop((streams, last));
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+}
+
+#[test]
+fn server_backlog_and_body_timeout_are_checked() {
+    let parse = |server: &str| {
+        let yaml =
+            format!("upstreams: {{ a: {{ base_url: 'http://127.0.0.1:1' }} }}\nserver: {server}\n");
+        pacer::Config::parse(&yaml, std::path::Path::new("."))
+    };
+    let ok = parse("{ backlog: 2048, body_timeout: 5s }").unwrap();
+    assert_eq!(ok.server.backlog, Some(2048));
+    assert_eq!(ok.server.body_timeout, Duration::from_secs(5));
+    for (bad, field) in [
+        ("{ backlog: 0 }", "server.backlog"),
+        ("{ backlog: 70000 }", "server.backlog"),
+        ("{ body_timeout: 0s }", "server.body_timeout"),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains("line 2"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -84,18 +84,9 @@ async fn answer_in_pieces(mut stream: tokio::net::TcpStream) {
     }
 }
 
-/// Reads one request head (these tests send no bodies); false once the client has gone.
+/// Reads one request head; false once the client has gone.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> bool {
-    use tokio::io::AsyncReadExt;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => head.push(buf[0]),
-        }
-    }
-    true
+    support::faulty::read_request(stream).await.is_some()
 }
 
 fn config() -> &'static str {

@@ -40,8 +40,14 @@ fn set_secrets() {
     });
 }
 
-/// A config with one shared limit `l` on every path; `{up}` is the upstream.
+/// A config with one shared limit `l` on every path; `{up}` is the upstream. Unless
+/// `extra_shared` sets one, the Redis timeout is 1 s: tests run side by side on a loaded
+/// machine, where a 50 ms stall would switch to the fallback and test that instead.
 pub fn config(redis: &Redis, up: &Counting, limit: &str, extra_shared: &str) -> String {
+    let timeout = match extra_shared.contains("timeout:") {
+        true => "",
+        false => "  timeout: 1s",
+    };
     format!(
         "
 upstreams:
@@ -50,6 +56,7 @@ shared:
   redis: {redis}
   key_secret_env: {SECRET_ENV}
   instances: 3
+{timeout}
 {extra_shared}
 limits:
   l: {limit}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::faulty::{read_until_closed, start_faulty, Fault, STALL_SENT};
 use support::*;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn by_path(head: &str) -> Fault {
@@ -261,4 +261,41 @@ async fn idle_upstream_connections_are_capped() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(upstream.closed(), opened - 2, "of {opened} connections");
+}
+
+/// A client that sends a whole request and then closes its sending side (HTTP/1.1 allows the
+/// half-close) gets its answer, and then pacer closes the connection.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let upstream = start_faulty(by_path).await;
+    let pacer = start_pacer(ONE_AT_A_TIME, upstream.addr).await;
+    for raw in [
+        "GET /ok HTTP/1.1\r\nhost: api\r\n\r\n",
+        "POST /ok HTTP/1.1\r\nhost: api\r\ncontent-length: 2\r\n\r\nhi",
+    ] {
+        let mut s = raw_request(&pacer, raw).await;
+        s.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer));
+        read.await.expect("pacer closes after answering").unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{raw:?}: {answer:?}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{raw:?}: {answer:?}");
+    }
+    assert_eq!(upstream.heads.lock().unwrap().len(), 2);
+}
+
+/// A client that half-closes in the middle of its request body leaves a request that can never
+/// complete: its connection is closed, not kept for ever.
+#[tokio::test(start_paused = true)]
+async fn a_half_close_in_the_middle_of_a_body_ends_the_connection() {
+    let upstream = start_faulty(by_path).await;
+    let pacer = start_pacer(ONE_AT_A_TIME, upstream.addr).await;
+    let raw = "POST /ok HTTP/1.1\r\nhost: api\r\ncontent-length: 10\r\n\r\nhi";
+    let mut s = raw_request(&pacer, raw).await;
+    s.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut answer));
+    read.await.expect("the connection closes").unwrap();
+    assert!(upstream.heads.lock().unwrap().is_empty());
 }

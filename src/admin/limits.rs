@@ -11,11 +11,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
+use super::live::{Live, SideBySide};
 use super::{error, json, AdminResponse};
 use crate::config::{Quota, Rate};
 use crate::shape::layer::Limits;
 use crate::shape::shared::SharedState;
-use crate::shape::{LimitState, LimitUpdate};
+use crate::shape::{LimitState, LimitUpdate, Limiter, NO_CAP};
 
 /// A change is a few dozen bytes of JSON; anything much larger is a mistake.
 const MAX_BODY: usize = 16 * 1024;
@@ -27,9 +28,20 @@ struct LimitChange {
     /// As in the config: `N/s`, `N/min` or `N/h`.
     rate: Option<String>,
     burst: Option<u32>,
-    concurrency: Option<u32>,
+    /// `null` removes the cap: absent and `null` must differ, hence the double option.
+    #[serde(default, deserialize_with = "present")]
+    concurrency: Option<Option<u32>>,
     /// As in the config: `N/s`, `N/min`, `N/h` or `N/<duration>`, with the default margin.
     quota: Option<String>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(de).map(Some)
 }
 
 #[derive(Serialize)]
@@ -39,7 +51,8 @@ struct Status {
     limits: Vec<LimitStatus>,
 }
 
-/// A limit's state plus the wall-clock end of its pause, which a person can read at a glance.
+/// A limit's state plus the wall-clock end of its pause, which a person can read at a glance,
+/// and its file's values beside the current ones.
 #[derive(Serialize)]
 struct LimitStatus {
     #[serde(flatten)]
@@ -47,70 +60,89 @@ struct LimitStatus {
     /// RFC 3339, UTC; absent when no key is paused.
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_until: Option<String>,
+    #[serde(flatten)]
+    live: Option<SideBySide>,
     /// For a limit shared through Redis: whether it is shared now or falling back.
     #[serde(skip_serializing_if = "Option::is_none")]
     shared: Option<SharedState>,
 }
 
 impl LimitStatus {
-    fn of(limiter: &dyn crate::shape::Limiter, state: LimitState) -> LimitStatus {
-        LimitStatus {
-            shared: limiter.shared(),
-            ..LimitStatus::from(state)
-        }
-    }
-}
-
-impl From<LimitState> for LimitStatus {
-    fn from(state: LimitState) -> LimitStatus {
+    fn new(limiter: &dyn Limiter, state: LimitState, live: &Live) -> LimitStatus {
         let paused_until = state
             .paused_ms
             .filter(|&ms| ms > 0)
             .map(|ms| rfc3339(SystemTime::now() + Duration::from_millis(ms)));
+        let live = live.side_by_side(&state.name);
         LimitStatus {
             state,
             paused_until,
-            shared: None,
+            live,
+            shared: limiter.shared(),
         }
     }
 }
 
-pub(super) fn status(limits: &Limits, draining: bool) -> AdminResponse {
+pub(super) fn status(limits: &Limits, live: &Live, draining: bool) -> AdminResponse {
     let doc = Status {
         version: env!("CARGO_PKG_VERSION"),
         draining,
         limits: limits
             .limiters()
             .iter()
-            .map(|l| LimitStatus::of(l.as_ref(), l.state()))
+            .map(|l| LimitStatus::new(l.as_ref(), l.state(), live))
             .collect(),
     };
     json(StatusCode::OK, &doc)
 }
 
-pub(super) fn get(limits: &Limits, name: &str) -> AdminResponse {
+pub(super) fn get(limits: &Limits, live: &Live, name: &str) -> AdminResponse {
     match limits.by_name(name) {
         Some(limiter) => json(
             StatusCode::OK,
-            &LimitStatus::of(limiter.as_ref(), limiter.state()),
+            &LimitStatus::new(limiter.as_ref(), limiter.state(), live),
         ),
         None => unknown(limits, name),
     }
 }
 
-pub(super) async fn put(limits: &Limits, name: &str, body: Incoming) -> AdminResponse {
+/// `DELETE /limits/{name}`: back to the config file's values.
+pub(super) fn restore(limits: &Limits, live: &Live, name: &str) -> AdminResponse {
     let Some(limiter) = limits.by_name(name) else {
         return unknown(limits, name);
     };
-    let update = match read_change(body).await.and_then(parse_change) {
+    let Some(update) = live.restore(name) else {
+        return invalid(format!(
+            "the config's values of limit {name} are not known here"
+        ));
+    };
+    match limiter.update(update) {
+        Ok(state) => {
+            tracing::info!(
+                limit = name,
+                "limit back to the config's values through the admin API"
+            );
+            json(StatusCode::OK, &LimitStatus::new(limiter.as_ref(), state, live))
+        }
+        Err(msg) => invalid(msg),
+    }
+}
+
+pub(super) async fn put(limits: &Limits, live: &Live, name: &str, body: Incoming) -> AdminResponse {
+    let Some(limiter) = limits.by_name(name) else {
+        return unknown(limits, name);
+    };
+    let update = read_change(body).await.and_then(parse_change);
+    let update = match update.and_then(|u| live.check(name, &u).map(|()| u)) {
         Ok(update) => update,
         Err(msg) => return invalid(msg),
     };
     match limiter.update(update) {
         Ok(state) => {
+            live.record(name, &update);
             let change = describe_update(&update);
             tracing::info!(limit = name, %change, "limit changed through the admin API");
-            json(StatusCode::OK, &LimitStatus::of(limiter.as_ref(), state))
+            json(StatusCode::OK, &LimitStatus::new(limiter.as_ref(), state, live))
         }
         Err(msg) => invalid(msg),
     }
@@ -150,13 +182,18 @@ fn parse_change(change: LimitChange) -> Result<LimitUpdate, String> {
     if change.burst == Some(0) {
         return Err("burst: must be at least 1".into());
     }
-    if change.concurrency == Some(0) {
-        return Err("concurrency: must be at least 1".into());
-    }
+    let concurrency = match change.concurrency {
+        Some(Some(0)) => {
+            return Err("concurrency: must be at least 1 (null removes the cap)".into())
+        }
+        Some(Some(NO_CAP)) => return Err(format!("concurrency: must be below {NO_CAP}")),
+        Some(cap) => Some(cap.unwrap_or(NO_CAP)),
+        None => None,
+    };
     Ok(LimitUpdate {
         rate,
         burst: change.burst,
-        concurrency: change.concurrency,
+        concurrency,
         quota,
     })
 }
@@ -170,8 +207,13 @@ fn describe_update(update: &LimitUpdate) -> String {
     if let Some(burst) = update.burst {
         parts.push(format!("burst {burst}"));
     }
-    if let Some(concurrency) = update.concurrency {
-        parts.push(format!("concurrency {concurrency}"));
+    match update.concurrency {
+        Some(NO_CAP) => parts.push("no concurrency cap".to_owned()),
+        Some(concurrency) => parts.push(format!("concurrency {concurrency}")),
+        None => {}
+    }
+    if let Some(quota) = update.quota {
+        parts.push(format!("quota {quota}"));
     }
     parts.join(", ")
 }

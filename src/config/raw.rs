@@ -14,9 +14,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub use self::read::parse;
+pub use self::recover::{finish, parse_all};
 
 mod read;
+mod recover;
 
 pub(crate) use self::read::dotted_path;
 
@@ -156,6 +157,8 @@ pub struct RawServer {
     pub max_header_bytes: Option<Spanned<u64>>,
     pub max_body_bytes: Option<Spanned<u64>>,
     pub drain_timeout: Option<Text>,
+    pub body_timeout: Option<Text>,
+    pub backlog: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

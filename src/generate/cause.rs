@@ -166,9 +166,26 @@ fn io_words(e: &io::Error, to: Option<&str>) -> Option<String> {
     Some(words)
 }
 
+/// `30s`, `1.5s`, `150ms`: as a scenario would write it.
+pub fn duration_words(d: std::time::Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        _ if d.as_secs() == 0 => format!("{}ms", d.as_millis()),
+        _ => format!("{}s", d.as_secs_f64()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_written() {
+        use std::time::Duration;
+        assert_eq!(duration_words(Duration::from_secs(30)), "30s");
+        assert_eq!(duration_words(Duration::from_millis(150)), "150ms");
+        assert_eq!(duration_words(Duration::from_millis(1500)), "1.5s");
+    }
 
     #[test]
     fn the_cause_at_the_bottom_of_the_chain_with_its_address() {

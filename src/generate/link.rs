@@ -204,7 +204,10 @@ pub(super) async fn exchange(
             *link = None;
             Err(Failed {
                 kind: ErrorKind::Timeout,
-                cause: format!("no complete response within the scenario's timeout ({timeout:?})"),
+                cause: format!(
+                    "no complete response within the scenario's timeout ({})",
+                    super::cause::duration_words(timeout)
+                ),
             })
         }
     }

@@ -37,6 +37,8 @@ pub struct Connect {
     admission: Arc<Admission>,
     upstreams: Vec<Mode>,
     leaves: Option<Arc<Leaves>>,
+    /// Failed interception handshakes are logged through this, one line per reason a minute.
+    pub(super) handshake_log: intercept::LogThrottle,
 }
 
 /// How CONNECT to one upstream is served.
@@ -79,7 +81,16 @@ impl Connect {
             admission,
             upstreams,
             leaves,
+            handshake_log: intercept::LogThrottle::default(),
         }
+    }
+
+    /// Whether the CA may sign `sni` inside a CONNECT to `connect_host` of `upstream`: the
+    /// CONNECT host itself, or a host that upstream lists (compared without case or a final dot).
+    pub(super) fn may_sign(&self, upstream: usize, connect_host: &str, sni: &str) -> bool {
+        let sni = sni.strip_suffix('.').unwrap_or(sni);
+        sni.eq_ignore_ascii_case(connect_host)
+            || self.admission.upstreams.by_host(sni) == Some(upstream)
     }
 
     fn decide<B>(&self, req: &Request<B>, info: &ConnInfo) -> Result<Decision, Error> {

@@ -25,6 +25,10 @@ use crate::error::Error;
 use crate::route::RouteTable;
 use crate::BoxError;
 
+mod body_deadline;
+
+pub use self::body_deadline::{BodyDeadline, BodyReadTimeout};
+
 /// Where an admitted request goes; carried in the request's extensions.
 #[derive(Clone)]
 pub struct Target {
@@ -156,6 +160,7 @@ impl Admission {
                 .map(|(i, _)| i),
         };
         let limit = self.server.max_body_bytes;
+        let body_timeout = self.server.body_timeout;
         let (mut parts, incoming) = req.into_parts();
         parts.extensions.insert(Target {
             upstream: self.upstreams.get(upstream).clone(),
@@ -163,7 +168,7 @@ impl Admission {
             client_addr: conn.peer,
         });
         // A request with no body (most GETs) gets the empty body: no allocation for a limit
-        // that has nothing to count.
+        // that has nothing to count, nor for a deadline that has nothing to wait for.
         let body = Limited::new(incoming, limit as usize).map_err(move |e: BoxError| -> BoxError {
             if e.is::<http_body_util::LengthLimitError>() {
                 Box::new(BodyLimitExceeded(limit))
@@ -171,6 +176,7 @@ impl Admission {
                 e
             }
         });
+        let body = BodyDeadline::new(body, body_timeout);
         Ok(Request::from_parts(parts, body::boxed_unless_ended(body)))
     }
 

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
+use crate::proxy::half_close::ClientConn;
 use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
 
@@ -88,6 +89,9 @@ where
             attempts.replay = buffer_for_replay(body, max, content_length)
                 .await
                 .map_err(body_error)?;
+            if let (Some(conn), true) = (&attempts.conn, attempts.replay.is_replayable()) {
+                conn.body_done();
+            }
             attempts.run().await
         })
     }
@@ -104,6 +108,9 @@ struct Attempts<S> {
     /// to the client's connection cannot be rebuilt from parts.
     upgrade: Option<http::Extensions>,
     target: Option<Target>,
+    /// The client's connection, so a re-sent request waiting in a limit still notices a
+    /// client that left (`proxy/half_close.rs`).
+    conn: Option<ClientConn>,
     replay: Replay<Body>,
     start: Instant,
     deadline: Instant,
@@ -135,6 +142,7 @@ where
         // request. Re-sent requests carry it (`retry_extensions`), so their queue deadlines
         // still count from the client's arrival.
         let target = parts.extensions.get::<Target>().cloned();
+        let conn = parts.extensions.get::<ClientConn>().cloned();
         let budget = shared
             .limits
             .max_wait(target.as_ref().and_then(|t| t.route))
@@ -152,6 +160,7 @@ where
             parts,
             upgrade,
             target,
+            conn,
             replay: Replay::buffered(Bytes::new(), None),
             start,
             deadline: start + budget,
@@ -259,6 +268,9 @@ where
             ext.insert(target.clone());
         }
         ext.insert(RequestStart(self.start));
+        if let Some(conn) = &self.conn {
+            ext.insert(conn.clone());
+        }
         ext
     }
 
@@ -318,6 +330,8 @@ where
     async fn wait(&mut self, wait: Duration) {
         let until = Instant::now() + wait;
         if !self.paused_through(until) {
+            // Waiting like a queued request: a client that leaves meanwhile is not re-sent for.
+            let _waiting = self.conn.as_ref().map(ClientConn::waiting);
             tokio::time::sleep_until(until).await;
             self.waited += wait;
         }
@@ -357,6 +371,9 @@ async fn drain(res: Response<Body>) {
 fn body_error(err: crate::BoxError) -> Error {
     if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
         return Error::BodyTooLarge { limit: limit.0 };
+    }
+    if let Some(late) = err.downcast_ref::<crate::proxy::frontdoor::BodyReadTimeout>() {
+        return Error::BodyTimeout { timeout: late.0 };
     }
     Error::BadRequest(format!("reading the request body failed: {err}"))
 }

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::body::{self, Body};
 use crate::proxy::frontdoor::Target;
+use crate::proxy::half_close::ClientConn;
 use crate::proxy::stack::{BoxResponse, Downstream};
 use crate::shutdown::DrainDeadline;
 
@@ -235,7 +236,11 @@ where
         None => Priority::Normal,
     };
     let client_ip = Target::client_ip(req.extensions());
+    let conn = req.extensions().get::<ClientConn>().cloned();
     async move {
+        // While it waits, the end of the client's stream means the client left (see
+        // `proxy/half_close.rs`).
+        let waiting = conn.as_ref().map(ClientConn::waiting);
         let mut permits = Vec::new();
         // What the request passed, reported to the limits that learn when its answer comes
         // (or, dropped unanswered, as no answer).
@@ -263,6 +268,7 @@ where
         if !answers.waited().is_zero() {
             client_left_check().await;
         }
+        drop(waiting);
         let mut res = inner.call(req).await?;
         let passed = answers.answer(res.headers());
         if res.status() == http::StatusCode::TOO_MANY_REQUESTS {

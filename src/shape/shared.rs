@@ -5,9 +5,16 @@
 //!   go; the instance then waits locally. Reservations are made in arrival order at Redis, so
 //!   the queue is FIFO across instances, and instance clocks never matter.
 //! - `lease.rs`: concurrency caps as leases in a sorted set, renewed while a request runs.
+//! - `live.rs`: reading back live changes and AIMD cuts made by other instances.
 //! - `client.rs`: the Redis connection, the per-call timeout and the health check.
 //! - `fallback.rs`: `on_unavailable` (local at `1/instances`, reject, allow).
 //! - `stats.rs`: call latency and errors, exported by `crate::metrics`.
+//!
+//! Window quotas (sliding-log limits) fit the same layout: a script of their own keeping the
+//! key's request times in a sorted set beside the bucket (`{prefix}:{limit}:{key}:log`, on
+//! Redis's clock), reading the same `params` hash and honouring the bucket's `pause` field, so
+//! live changes and shared Retry-After pauses apply to them unchanged; `admit` would call it
+//! where it calls `reserve` for a rate.
 //!
 //! A cancelled wait (the client went away, or an earlier limit of the route failed) gives its
 //! reservation back when it is still the key's last one (the common case: nobody queued
@@ -18,6 +25,7 @@ mod client;
 mod fallback;
 pub mod gcra;
 mod lease;
+mod live;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -28,16 +36,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use self::client::{Health, Store};
-use self::gcra::{Aimd, Live, Op, Params, Reply};
+use self::gcra::{Aimd, Op, Params, Reply};
 use self::lease::Leases;
 pub use self::lease::LEASE;
 use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit};
 use crate::config::{Limit, Mode, Rate};
 use crate::error::Error;
-
-/// How often an instance reads the live rate back from Redis, so `/status` everywhere shows a
-/// change made on any instance (requests use it from the next reservation on regardless).
-const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 /// A limit enforced through Redis for every instance that shares it.
 pub struct SharedLimiter {
@@ -85,7 +89,7 @@ impl SharedLimiter {
             config,
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(refresh(Arc::downgrade(&limiter)));
+            rt.spawn(live::refresh(Arc::downgrade(&limiter)));
         }
         limiter
     }
@@ -210,46 +214,6 @@ impl SharedLimiter {
         }
     }
 
-    /// Reads the live parameters back from Redis (a change or an AIMD cut made by another
-    /// instance), with Redis's clock for the AIMD share.
-    async fn refresh(&self) {
-        let key = self.store.params_key(&self.config.name);
-        type Read = (
-            (Option<u64>, Option<u64>, Option<f64>, Option<u64>),
-            (u64, u64),
-        );
-        let read = self
-            .store
-            .call(|mut c| async move {
-                redis::pipe()
-                    .cmd("HMGET")
-                    .arg(&key)
-                    .arg(&["interval", "burst", "cut_to", "cut_at"])
-                    .cmd("TIME")
-                    .query_async::<Read>(&mut c)
-                    .await
-            })
-            .await;
-        let Ok(((interval, burst, cut_to, cut_at), (secs, micros))) = read else {
-            return;
-        };
-        let live = Live {
-            interval,
-            burst,
-            cut_to,
-            cut_at,
-        };
-        let params = self.params();
-        let now = secs * 1_000_000 + micros;
-        let share = gcra::share(now, &live, params.aimd);
-        let base = interval.unwrap_or(params.interval);
-        self.interval
-            .store(gcra::effective(base, share), Ordering::Relaxed);
-        let burst = burst.unwrap_or(params.burst);
-        self.burst
-            .store(u32::try_from(burst).unwrap_or(u32::MAX), Ordering::Relaxed);
-    }
-
     /// This limit's state in Redis terms, for `/status`.
     pub fn shared_state(&self) -> SharedState {
         SharedState {
@@ -342,17 +306,12 @@ impl Limiter for SharedLimiter {
         if fields.is_empty() {
             return Ok(self.state());
         }
-        let (store, key) = (self.store.clone(), self.store.params_key(&self.config.name));
+        let mut hset = redis::cmd("HSET");
+        hset.arg(self.store.params_key(&self.config.name))
+            .arg(&fields);
+        let store = self.store.clone();
         spawn(async move {
-            let _ = store
-                .call(|mut c| async move {
-                    redis::cmd("HSET")
-                        .arg(&key)
-                        .arg(&fields)
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await;
+            let _ = store.command::<()>(hset).await;
         });
         Ok(self.state())
     }
@@ -389,20 +348,6 @@ impl Drop for Reserved<'_> {
 fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(fut);
-    }
-}
-
-/// Reads the live parameters back every [`REFRESH_EVERY`] until the limiter is dropped.
-async fn refresh(limiter: std::sync::Weak<SharedLimiter>) {
-    loop {
-        tokio::time::sleep(REFRESH_EVERY).await;
-        let Some(l) = limiter.upgrade() else { return };
-        if l.store.health() == Health::Up {
-            l.refresh().await;
-            if let Some(leases) = &l.leases {
-                leases.refresh().await;
-            }
-        }
     }
 }
 

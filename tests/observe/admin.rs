@@ -233,3 +233,68 @@ retry:
     let gave_up = [("limit", "api"), ("reason", "gave_up")];
     assert_eq!(value_of(&s, "pacer_rejected_total", &gave_up), 1.0);
 }
+
+/// `DELETE` on the admin listener: (status, body).
+async fn admin_delete(admin: SocketAddr, path: &str) -> (http::StatusCode, Bytes) {
+    let req = request("DELETE", &format!("http://{admin}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = send(&client(), req).await;
+    (status, body)
+}
+
+/// `/status` shows the file's values beside the current ones and which changed live;
+/// `"concurrency": null` removes a cap, and `DELETE` goes back to the file.
+#[tokio::test]
+async fn live_changes_show_beside_the_config_and_can_be_undone() {
+    let mock = start_mock_default().await;
+    let (_pacer, admin) = start_pacer_admin(ONE_PER_MINUTE, mock.addr).await;
+    let file = serde_json::json!({"rate": "1/min", "burst": 1, "concurrency": 8});
+    let slow = json(&admin_get(admin, "/limits/slow").await.2);
+    assert_eq!((&slow["configured"], &slow["current"]), (&file, &file));
+    assert_eq!(slow["changed_live"], serde_json::json!([]));
+
+    let change = r#"{"rate": "50/s", "concurrency": null}"#;
+    let (status, body) = admin_put(admin, "/limits/slow", change).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let slow = json(&body);
+    assert_eq!(slow["configured"], file);
+    let now = serde_json::json!({"rate": "50/s", "burst": 1, "concurrency": null});
+    assert_eq!(slow["current"], now);
+    assert_eq!(
+        slow["changed_live"],
+        serde_json::json!(["rate", "concurrency"])
+    );
+    assert_eq!(
+        (slow["effective_rate"].clone(), slow["concurrency"].clone()),
+        (50.0.into(), serde_json::Value::Null)
+    );
+    let status_doc = json(&admin_get(admin, "/status").await.2);
+    assert_eq!(status_doc["limits"][0]["current"], now);
+
+    let (status, body) = admin_delete(admin, "/limits/slow").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let slow = json(&body);
+    assert_eq!((&slow["configured"], &slow["current"]), (&file, &file));
+    assert_eq!(slow["changed_live"], serde_json::json!([]));
+    assert_eq!(
+        (slow["effective_rate"].clone(), slow["concurrency"].clone()),
+        ((1.0 / 60.0).into(), 8.into())
+    );
+    assert_eq!(admin_delete(admin, "/limits/nope").await.0, 404);
+}
+
+/// A rate added live to a limit the file gives none could not be taken back: refused.
+#[tokio::test]
+async fn a_rate_cannot_be_added_live_to_a_limit_without_one() {
+    let mock = start_mock_default().await;
+    let yaml =
+        "upstreams:\n  mock:\n    base_url: http://{mock}\nlimits:\n  cap: { concurrency: 2 }\n";
+    let (_pacer, admin) = start_pacer_admin(yaml, mock.addr).await;
+    let (status, body) = admin_put(admin, "/limits/cap", r#"{"rate": "5/s"}"#).await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("no rate in the config"));
+    let (status, body) = admin_put(admin, "/limits/cap", r#"{"concurrency": null}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["concurrency"], serde_json::Value::Null);
+}

@@ -3,68 +3,29 @@
 //! These run `target/debug/pacer` as a child process, because what matters is everything the
 //! process writes, including what dependencies (hyper, rustls) log at `trace`.
 
+use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
+use super::proc::Proc;
 use super::*;
 
-/// The pacer binary, its stderr collected line by line.
+/// `pacer proxy` as a child process, its stderr collected line by line.
 struct Pacer {
-    child: Child,
+    proc: Proc,
     addr: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Pacer {
     /// Starts `pacer proxy` and waits for the line that names the bound address.
     async fn start(config: &Path, env: &[(&str, &str)], args: &[&str]) -> Pacer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
-            .args(args)
-            .arg("proxy")
-            .arg("--config")
-            .arg(config)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the pacer binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let reader = tokio::spawn({
-            let lines = lines.clone();
-            async move {
-                let mut started = Some(started_tx);
-                let mut stderr = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = stderr.next_line().await {
-                    if line.contains("pacer proxy started") {
-                        if let Some(tx) = started.take() {
-                            let _ = tx.send(line.clone());
-                        }
-                    }
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        let wait = tokio::time::timeout(std::time::Duration::from_secs(20), started_rx).await;
-        let line = match wait {
-            Ok(Ok(line)) => line,
-            _ => panic!("pacer did not start:\n{}", lines.lock().unwrap().join("\n")),
-        };
+        let mut argv = args.to_vec();
+        argv.extend(["proxy", "--config", config.to_str().unwrap()]);
+        let proc = Proc::spawn(&argv, env);
+        let line = proc.line("pacer proxy started").await;
         Pacer {
-            child,
             addr: listen_addr(&line),
-            lines,
-            reader,
+            proc,
         }
     }
 
@@ -73,11 +34,8 @@ impl Pacer {
     }
 
     /// Stops the process and returns everything it wrote to stderr.
-    async fn stop(mut self) -> String {
-        let _ = self.child.kill().await;
-        let _ = self.reader.await;
-        let lines = self.lines.lock().unwrap();
-        lines.join("\n")
+    async fn stop(self) -> String {
+        self.proc.stop().await
     }
 }
 

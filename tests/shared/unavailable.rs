@@ -104,3 +104,22 @@ async fn allow_lets_requests_through_and_counts_them() {
     let shared = inst.limits.by_name("l").unwrap().shared().unwrap();
     assert_eq!(shared.unshaped, 3);
 }
+
+/// Redis down when pacer starts: requests get the `on_unavailable` answer at once, and the
+/// limit becomes shared as soon as Redis answers.
+#[tokio::test]
+async fn pacer_starts_without_redis_and_shares_once_it_answers() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    redis.kill();
+    let up = start_counting().await;
+    let limit = "{ rate: 10/s, mode: reject, shared: true }";
+    let extra = "  on_unavailable: reject\n";
+    let inst = start_shared_any(&config(&redis, &up, limit, extra)).await;
+    wait_health(&inst.limits, Health::Down).await;
+    assert_eq!(statuses(&inst, 2).await, [503, 503]);
+    redis.restart();
+    wait_health(&inst.limits, Health::Up).await;
+    assert_eq!(statuses(&inst, 1).await, [200]);
+}

@@ -141,7 +141,7 @@ async fn hang(mut stream: TcpStream) -> bool {
 }
 
 /// Reads one request head and its Content-Length body; None once the peer has gone.
-async fn read_request(stream: &mut TcpStream) -> Option<String> {
+pub async fn read_request(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -289,6 +289,7 @@ fn response_complete(bytes: &[u8]) -> bool {
 
 pub mod counting;
 pub mod faulty;
+pub mod generator;
 pub mod redis;
 pub mod tunnel;
 pub mod upstream;

@@ -22,8 +22,8 @@ impl Proc {
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pacer"))
             .args(args)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,25 +51,34 @@ impl Proc {
     /// Waits (20 s at most) for a line containing `needle`, and returns the value of its
     /// `key=` field (the address or URL a start line names).
     pub async fn field_of_line(&self, needle: &str, key: &str) -> String {
+        let line = self.line(needle).await;
+        let value = line
+            .split_once(needle)
+            .unwrap()
+            .1
+            .split_once(&format!("{key}="));
+        let value = value.and_then(|(_, v)| v.split_whitespace().next());
+        let value = value.unwrap_or_else(|| panic!("no {key}= in {line:?}"));
+        value.trim_matches('"').to_owned()
+    }
+
+    /// Waits (20 s at most) for a line containing `needle`, and returns it.
+    pub async fn line(&self, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let found = self.lines.lock().unwrap().iter().find_map(|l| {
-                let rest = l.split_once(needle)?.1;
-                let value = rest.split_once(&format!("{key}="))?.1;
-                Some(
-                    value
-                        .split_whitespace()
-                        .next()?
-                        .trim_matches('"')
-                        .to_owned(),
-                )
-            });
-            if let Some(value) = found {
-                return value;
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
+            if let Some(line) = found {
+                return line;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no line with {needle:?} and {key}=:\n{}",
+                "no line with {needle:?}:\n{}",
                 self.output()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,7 +11,8 @@ use super::{Named, RawConfig};
 use crate::config::{ConfigError, ConfigErrors};
 
 /// Parses the YAML into [`RawConfig`]. Only syntax, type and unknown-key errors come from here,
-/// and serde stops at the first of those, so this returns at most one error.
+/// and serde stops at the first of those, so this returns at most one error
+/// ([`super::parse_all`] goes on past it).
 pub fn parse(text: &str) -> Result<RawConfig, ConfigErrors> {
     let mut path = None;
     let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {

@@ -88,9 +88,34 @@ fn parse_method(text: &str) -> Result<Method, String> {
             "HTTP methods are case-sensitive; write {upper}, not {text}"
         ));
     }
+    // HTTP allows extension methods (PROPFIND), so only a near miss of a standard one is
+    // refused: GETT is a typo that would leave the route matching nothing.
+    if let Some(meant) = STANDARD_METHODS.iter().find(|m| one_edit_apart(m, text)) {
+        return Err(format!(
+            "{text:?} is not an HTTP method (did you mean {meant}?); the methods are {}, or * \
+             for any",
+            STANDARD_METHODS.join(", ")
+        ));
+    }
     Method::from_bytes(text.as_bytes()).map_err(|_| {
         format!("{text:?} is not an HTTP method; write e.g. GET, POST, PUT or DELETE, or * for any")
     })
+}
+
+/// Whether `b` is `a` with one letter added, dropped, changed, or two neighbours swapped.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a == b || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[head..], &b[head..]);
+    let swapped =
+        a.len() == b.len() && a.len() >= 2 && a[0] == b[1] && a[1] == b[0] && a[2..] == b[2..];
+    swapped
+        || a.get(1..) == b.get(1..)
+        || a == b.get(1..).unwrap_or_default()
+        || a.get(1..).unwrap_or_default() == b
 }
 
 fn route_limits(errs: &mut Errors, path: &str, raw: Option<&[Text]>, names: &[&str]) -> Vec<usize> {
@@ -160,6 +185,18 @@ mod tests {
             parse_match("PROPFIND /dav").unwrap().0.unwrap().as_str(),
             "PROPFIND"
         );
+    }
+
+    #[test]
+    fn near_misses_of_standard_methods_are_typos() {
+        for typo in ["GETT", "GT", "PUTT", "POTS", "DELET", "PATHC"] {
+            assert!(parse_match(&format!("{typo} /x"))
+                .unwrap_err()
+                .contains("did you mean"));
+        }
+        for fine in ["PROPFIND", "MKCOL", "PURGE"] {
+            assert!(parse_match(&format!("{fine} /x")).is_ok(), "{fine}");
+        }
     }
 
     #[test]

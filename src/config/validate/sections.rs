@@ -25,6 +25,8 @@ const DEFAULT_SERVER: Server = Server {
     max_header_bytes: 64 * 1024,
     max_body_bytes: 16 * 1024 * 1024,
     drain_timeout: Duration::from_secs(30),
+    body_timeout: Duration::from_secs(30),
+    backlog: None,
 };
 
 /// Above this many attempts a retry loop is hiding a real problem rather than riding out a
@@ -169,6 +171,17 @@ pub(super) fn server(errs: &mut Errors, raw: Option<&RawServer>) -> Server {
             raw.drain_timeout.as_ref(),
             d.drain_timeout,
         ),
+        body_timeout: positive_duration(
+            errs,
+            "server.body_timeout",
+            raw.body_timeout.as_ref(),
+            d.body_timeout,
+        ),
+        // Linux caps a listen backlog at somaxconn anyway; 65535 is the kernel's own ceiling.
+        backlog: raw
+            .backlog
+            .as_ref()
+            .map(|b| number(errs, "server.backlog", Some(b), 0, 1..=65535) as u32),
     }
 }
 

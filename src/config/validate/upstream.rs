@@ -8,7 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::{check_name, join, line, list, number, positive_duration, Errors};
-use crate::config::raw::{Name, Named, RawUpstream, Text};
+use crate::config::raw::{Name, Named, RawTimeouts, RawUpstream, Text};
 use crate::config::{region_base_url, RetryAfterUnit, Upstream, REGIONS};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,22 +61,15 @@ fn upstream(
     let ca_file = raw.tls.as_ref().and_then(|tls| tls.ca_file.as_ref());
     let ca_file = ca_file.and_then(|f| readable_file(errs, &join(path, "tls.ca_file"), f, base));
     let timeouts = raw.timeouts.as_ref();
-    let connect_timeout = positive_duration(
-        errs,
-        &join(path, "timeouts.connect"),
-        timeouts.and_then(|t| t.connect.as_ref()),
-        DEFAULT_CONNECT_TIMEOUT,
-    );
-    let request_timeout = positive_duration(
-        errs,
-        &join(path, "timeouts.request"),
-        timeouts.and_then(|t| t.request.as_ref()),
-        DEFAULT_REQUEST_TIMEOUT,
-    );
-    let body_idle_timeout = positive_duration(
-        errs,
-        &join(path, "timeouts.body_idle"),
-        timeouts.and_then(|t| t.body_idle.as_ref()),
+    let mut timeout = |key: &str, field: fn(&RawTimeouts) -> Option<&Text>, default| {
+        let raw = timeouts.and_then(field);
+        positive_duration(errs, &join(path, &format!("timeouts.{key}")), raw, default)
+    };
+    let connect_timeout = timeout("connect", |t| t.connect.as_ref(), DEFAULT_CONNECT_TIMEOUT);
+    let request_timeout = timeout("request", |t| t.request.as_ref(), DEFAULT_REQUEST_TIMEOUT);
+    let body_idle_timeout = timeout(
+        "body_idle",
+        |t| t.body_idle.as_ref(),
         DEFAULT_BODY_IDLE_TIMEOUT,
     );
     let max_idle = number(

@@ -108,7 +108,13 @@ impl Params {
             self.burst.store(burst, Ordering::Relaxed);
         }
         if let Some(concurrency) = update.concurrency {
-            self.concurrency.store(concurrency, Ordering::Relaxed);
+            // 0 is how this limiter spells "no cap".
+            let cap = if concurrency == crate::shape::NO_CAP {
+                0
+            } else {
+                concurrency
+            };
+            self.concurrency.store(cap, Ordering::Relaxed);
         }
         if let Some(quota) = update.quota {
             // Window and margin before the count: a reader that sees the new count (the one

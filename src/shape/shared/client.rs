@@ -116,6 +116,15 @@ impl Store {
         })
     }
 
+    /// Runs one command (see [`Store::call`]).
+    pub async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, Unavailable> {
+        self.call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
     /// Runs one Redis call under the timeout; a failure marks Redis down.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Unavailable>
     where

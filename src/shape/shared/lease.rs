@@ -124,18 +124,10 @@ impl Leases {
 
     /// Reads the live cap back from Redis.
     pub(super) async fn refresh(&self) {
-        let key = self.inner.store.params_key(&self.inner.limit);
-        let read = self
-            .inner
-            .store
-            .call(|mut c| async move {
-                redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("concurrency")
-                    .query_async::<Option<u32>>(&mut c)
-                    .await
-            })
-            .await;
+        let mut hget = redis::cmd("HGET");
+        hget.arg(self.inner.store.params_key(&self.inner.limit))
+            .arg("concurrency");
+        let read = self.inner.store.command::<Option<u32>>(hget).await;
         if let Ok(Some(cap)) = read.map(|c| c.filter(|&c| c > 0)) {
             self.inner.cap.store(cap, Ordering::Relaxed);
         }
@@ -195,22 +187,13 @@ impl Drop for Lease {
             Ok(mut held) => held.remove(&self.member),
             Err(_) => None,
         };
-        let (inner, member) = (self.inner.clone(), std::mem::take(&mut self.member));
         let Some(set) = set else { return };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return; // no runtime: the lease expires by itself
-        };
-        rt.spawn(async move {
-            let _ = inner
-                .store
-                .call(|mut c| async move {
-                    redis::cmd("ZREM")
-                        .arg(&set)
-                        .arg(&member)
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await;
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(set).arg(&self.member);
+        let inner = self.inner.clone();
+        // Without a runtime to run it on, the lease expires by itself.
+        super::spawn(async move {
+            let _ = inner.store.command::<()>(zrem).await;
             inner.freed.notify_waiters();
         });
     }
