@@ -52,6 +52,12 @@ pub enum Command {
         /// CPU core). Limits are shared by all of them.
         #[arg(long, env = "PACER_WORKERS", default_value_t = 0)]
         workers: usize,
+        /// Record what the API shows about its limits (rate-limit headers, 429s, Retry-After,
+        /// in-flight counts) per route, serve it at the admin listener's `/discovered`, and on
+        /// shutdown write this config file: the running one with the discovered `limits:` and
+        /// `routes:` in place of its own.
+        #[arg(long, value_name = "FILE")]
+        discover_out: Option<PathBuf>,
     },
     /// Validate a config file and print what it sets up, without binding or starting anything.
     /// Exits 0 when valid, 2 with every problem (field path and line) when not.
@@ -199,6 +205,7 @@ impl Command {
             Command::Proxy {
                 config: path,
                 workers,
+                discover_out,
             } => {
                 let path = path.ok_or_else(|| {
                     CliError::Usage(
@@ -230,7 +237,19 @@ impl Command {
                     0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                     n => n,
                 };
-                let app = crate::app::App::new(config)?.with_workers(workers);
+                let app = match discover_out {
+                    Some(file) => {
+                        let base = std::fs::read_to_string(&path)
+                            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                        let out = crate::app::DiscoverOut {
+                            file: Some(file),
+                            base,
+                        };
+                        crate::app::App::discovering(config, out)?
+                    }
+                    None => crate::app::App::new(config)?,
+                }
+                .with_workers(workers);
                 // Handlers first: from the start line on, SIGTERM drains.
                 let shutdown = crate::shutdown::signal();
                 tracing::info!(%listen, workers, "pacer proxy started");

@@ -18,6 +18,8 @@
 //!   path (RFC 3986), in time linear in the path.
 //! - [`ratelimit`]: the rate-limit headers APIs send (Genesys, IETF, `X-RateLimit-*`) read into
 //!   one value, for limits that learn from them.
+//! - [`discover`]: what the API showed about its limits during a run (`GET /discovered`,
+//!   `pacer proxy --discover-out FILE`), as JSON and as a config to keep.
 //! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the
 //!   retry layer that pauses limit keys and re-sends.
 //! - [`shape`]: the [`shape::Limiter`] trait, the in-memory limiter, and the shaping layer.
@@ -36,6 +38,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discover;
 pub mod error;
 pub mod generate;
 pub mod metrics;

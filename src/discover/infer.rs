@@ -1,0 +1,244 @@
+//! From what a group showed to a limit pacer can enforce, and the reason, in words, for the
+//! comment the written config carries.
+//!
+//! In order of trust:
+//! 1. **Advertised**: a quota in the rate-limit headers, with the window the headers name
+//!    (IETF) or, when they only count down (`inin-ratelimit-reset`, `X-RateLimit-Reset`), the
+//!    longest reset seen, which is the window as it opens. Written as `quota: N/W`, keyed by
+//!    token when the requests carried one (the headers describe the caller's budget).
+//! 2. **Concurrency**: 429s came only when more requests were in flight than ever got a 2xx
+//!    (up to [`RACE_SHARE`] of the 2xx, which an answer on its way back can still account
+//!    for). The cap is the in-flight count when the lowest such 429 was sent.
+//! 3. **Runs between 429s**: an API that only says Retry-After, counting fixed windows, accepts
+//!    its quota after each reset and refuses the rest: the median run of 2xx between 429s is the
+//!    quota and the median time between the runs' starts is the window (to the whole second).
+//! 4. **Achieved rate**: 429s without whole runs (a bucket refilling one request at a time):
+//!    the 2xx rate achieved, written as `rate:`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::tally::{median, Tally};
+
+/// The share of 2xx allowed at or above the lowest 429's in-flight level for the 429s to still
+/// read as a concurrency cap: pacer counts a request in flight until its answer arrives, a
+/// moment after the API stopped counting it.
+const RACE_SHARE: f64 = 0.05;
+
+/// A limit discovered for one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// `quota: N/W`.
+    Quota {
+        count: u32,
+        #[serde(rename = "window_s")]
+        window_secs: u64,
+    },
+    Concurrency(u32),
+    /// `rate: N/s`, in requests per second.
+    Rate(f64),
+}
+
+/// Where a finding came from, in the order of trust above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Advertised,
+    Concurrency,
+    Runs,
+    Achieved,
+}
+
+/// A discovered limit, how it is keyed, and what it was learned from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub limit: Limit,
+    pub source: Source,
+    /// `token` or `global`.
+    pub key: &'static str,
+    pub from: String,
+}
+
+// === impl Limit ===
+
+impl Limit {
+    /// The limit's fields in config syntax.
+    pub fn yaml(&self) -> String {
+        match self {
+            Limit::Quota { count, window_secs } => format!("quota: {count}/{window_secs}s"),
+            Limit::Concurrency(n) => format!("concurrency: {n}"),
+            // Whole requests per minute: the config's rates are integers.
+            Limit::Rate(per_sec) => format!("rate: {}/min", (per_sec * 60.0).floor().max(1.0)),
+        }
+    }
+}
+
+/// What `t` says the group's limit is, if anything.
+pub(super) fn infer(t: &Tally) -> Option<Finding> {
+    advertised(t)
+        .or_else(|| concurrency(t))
+        .or_else(|| runs(t))
+        .or_else(|| achieved(t))
+}
+
+fn advertised(t: &Tally) -> Option<Finding> {
+    let seen = t.advertised?;
+    let count = seen.quota?;
+    let (window, how) = match (seen.window, seen.longest_reset) {
+        (Some(w), _) => (w, "window"),
+        (None, Some(r)) => (r, "longest reset"),
+        (None, None) => return None,
+    };
+    let window_secs = whole_secs(window);
+    let key = if t.with_token > 0 { "token" } else { "global" };
+    Some(Finding {
+        source: Source::Advertised,
+        limit: Limit::Quota { count, window_secs },
+        key,
+        from: format!(
+            "quota from {} (quota {count}, {how} {window_secs}s, lowest remaining {})",
+            seen.family.as_str(),
+            seen.lowest_remaining
+                .map_or_else(|| "not sent".into(), |r| r.to_string())
+        ),
+    })
+}
+
+fn concurrency(t: &Tally) -> Option<Finding> {
+    let level = t.lowest_throttled_level()?;
+    let cap = level.checked_sub(1).filter(|&c| c > 0)?;
+    let racing = t.ok_at_or_above(level) as f64;
+    if t.ok == 0 || racing > RACE_SHARE * t.ok as f64 {
+        return None;
+    }
+    Some(Finding {
+        source: Source::Concurrency,
+        limit: Limit::Concurrency(cap),
+        key: "global",
+        from: format!(
+            "concurrency from in-flight at the first 429s ({cap} in flight; no 429 with fewer, {} 2xx with as many)",
+            t.ok_levels.get(cap as usize).copied().unwrap_or(0)
+        ),
+    })
+}
+
+fn runs(t: &Tally) -> Option<Finding> {
+    let count = median(&t.runs.lengths)?;
+    let window = median(&t.runs.intervals)?;
+    let window_secs = whole_secs_nearest(window)?;
+    Some(Finding {
+        source: Source::Runs,
+        limit: Limit::Quota { count, window_secs },
+        key: "global",
+        from: format!(
+            "quota from Retry-After only: {count} accepted between 429s ({} runs), a run every {window_secs}s{}",
+            t.runs.lengths.len(),
+            retry_after_words(t)
+        ),
+    })
+}
+
+fn achieved(t: &Tally) -> Option<Finding> {
+    if t.throttled == 0 {
+        return None;
+    }
+    let rate = t.rate_achieved()?;
+    Some(Finding {
+        source: Source::Achieved,
+        limit: Limit::Rate(rate),
+        key: "global",
+        from: format!(
+            "a rate from Retry-After only: {rate:.2}/s achieved with {} 429s{}",
+            t.throttled,
+            retry_after_words(t)
+        ),
+    })
+}
+
+fn retry_after_words(t: &Tally) -> String {
+    match t.retry_after {
+        Some((lo, hi, _)) => format!(", Retry-After {}-{}s", lo.as_secs(), hi.as_secs()),
+        None => String::new(),
+    }
+}
+
+/// Up to the whole second: a window read from a countdown is never longer than it says.
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// To the nearest whole second, at least one: run starts land a request's gap after a reset.
+fn whole_secs_nearest(d: Duration) -> Option<u64> {
+    let secs = d.as_secs_f64().round() as u64;
+    (secs > 0).then_some(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, StatusCode};
+    use tokio::time::Instant;
+
+    fn answer(t: &mut Tally, status: u16, level: u32) {
+        let now = Instant::now();
+        t.answered(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            level,
+            now,
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_when_429s_come_only_above_the_2xx() {
+        let mut t = Tally::default();
+        for level in 1..=4 {
+            for _ in 0..10 {
+                answer(&mut t, 200, level);
+            }
+        }
+        for level in 5..=8 {
+            answer(&mut t, 429, level);
+        }
+        let f = infer(&t).unwrap();
+        assert_eq!(f.limit, Limit::Concurrency(4));
+        // 2xx above the lowest 429's level: a rate limit, not a cap.
+        for _ in 0..10 {
+            answer(&mut t, 200, 6);
+        }
+        assert_ne!(infer(&t).map(|f| f.limit), Some(Limit::Concurrency(4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn advertised_quota_window_from_the_longest_reset() {
+        let mut t = Tally::default();
+        let mut h = HeaderMap::new();
+        h.insert("inin-ratelimit-allowed", "30".parse().unwrap());
+        h.insert("inin-ratelimit-count", "1".parse().unwrap());
+        h.insert("inin-ratelimit-reset", "6".parse().unwrap());
+        let level = t.sent(Instant::now(), true);
+        t.answered(StatusCode::OK, &h, level, Instant::now());
+        h.insert("inin-ratelimit-reset", "2".parse().unwrap());
+        h.insert("inin-ratelimit-count", "30".parse().unwrap());
+        t.answered(StatusCode::OK, &h, level, Instant::now());
+        let f = infer(&t).unwrap();
+        assert_eq!(
+            f.limit,
+            Limit::Quota {
+                count: 30,
+                window_secs: 6
+            }
+        );
+        assert_eq!(f.key, "token");
+        assert!(f.from.contains("inin-ratelimit-*"), "{}", f.from);
+        assert!(f.from.contains("lowest remaining 0"), "{}", f.from);
+    }
+
+    #[test]
+    fn nothing_seen_nothing_found() {
+        assert_eq!(infer(&Tally::default()), None);
+        assert_eq!(Limit::Rate(2.0).yaml(), "rate: 120/min");
+    }
+}
