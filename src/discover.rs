@@ -81,6 +81,10 @@ pub struct GroupReport {
     pub in_flight_at_first_429: Option<u32>,
     /// The fewest requests already in flight when any 429's request was sent.
     pub in_flight_at_lowest_429: Option<u32>,
+    /// 2xx and 429 answers by the number of requests in flight when each was sent (itself
+    /// included): index 1 is one in flight; the last index counts that many or more.
+    pub ok_by_in_flight: Vec<u64>,
+    pub throttled_by_in_flight: Vec<u64>,
     /// Quotas read from runs of 2xx between 429s (the last 32), and the seconds between the
     /// runs' starts.
     pub runs_between_429s: Vec<u32>,
@@ -203,6 +207,8 @@ fn group_report(name: &str, configured: bool, t: &Tally) -> GroupReport {
         }),
         in_flight_at_first_429: t.in_flight_at_first_429,
         in_flight_at_lowest_429: t.lowest_throttled_level().map(|l| l.saturating_sub(1)),
+        ok_by_in_flight: t.ok_levels.clone(),
+        throttled_by_in_flight: t.throttled_levels.clone(),
         runs_between_429s: t.runs.lengths.clone(),
         run_intervals_s: t.runs.intervals.iter().map(|&d| secs(d)).collect(),
         discovered: (name != OTHER).then(|| infer(t)).flatten(),

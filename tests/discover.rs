@@ -121,6 +121,7 @@ async fn a_mixed_run_finds_each_limit_and_the_written_config_draws_no_429() {
 
     // Advertised: the quota and (from the longest reset) the window, per token.
     let users = group(&report, "GET /api/v2/users/{id}");
+    assert_eq!(users["configured"], false);
     let (count, window) = quota_of(users);
     within_5_percent(count, USERS.0.into(), "users quota");
     within_5_percent(window, USERS.1.as_secs_f64(), "users window");
@@ -158,6 +159,7 @@ async fn a_mixed_run_finds_each_limit_and_the_written_config_draws_no_429() {
 
     // The written file: valid for `pacer check`, with a comment per limit.
     let text = std::fs::read_to_string(&out).unwrap();
+    eprintln!("{text}");
     for learned_from in [
         "quota from inin-ratelimit-*",
         "concurrency from in-flight",
@@ -202,4 +204,94 @@ async fn discovered_is_404_when_discovery_is_off() {
     assert_eq!(status, 404);
     assert_eq!(json(&body)["code"], "pacer.admin.discovery_off");
     pacer.stop().await.unwrap();
+}
+
+// === the README's walkthrough ===
+
+#[path = "support/proc.rs"]
+mod proc;
+
+/// README, "Let pacer find the limits": the mock, pacer with examples/discover/observe.yaml and
+/// `--discover-out`, the plan (shortened) through it, `/discovered`, SIGTERM, `pacer check` of
+/// the written file, and pacer started with it. The real binary, real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_writes_a_config_that_runs() {
+    let dir = temp_dir("discover-readme");
+    let (_mock, mock_url) = proc::mock(None).await;
+    let mock_addr = mock_url.trim_start_matches("http://");
+    let config = proc::config_for_mock("examples/discover/observe.yaml", mock_addr, &dir);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let admin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = dir.join("limits.yaml");
+    let args = [
+        "proxy",
+        "--config",
+        config.to_str().unwrap(),
+        "--discover-out",
+        out.to_str().unwrap(),
+    ];
+    let mut pacer = proc::Proc::spawn(&args, &[]);
+    let listen = pacer.field_of_line("pacer proxy started", "listen").await;
+
+    let plan = proc::shortened("examples/discover/plan.yaml", &dir);
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .arg("generate")
+        .arg("--scenario")
+        .arg(&plan)
+        .args(["--proxy", &format!("http://{listen}")])
+        .env("PACER_TARGET", &mock_url)
+        .env("GC_TOKEN_URL", format!("{mock_url}/oauth/token"))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the plan runs within a minute")
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let (status, _, body) = get(&client(), &format!("http://{admin}/discovered")).await;
+    assert_eq!(status, 200);
+    let report = json(&body);
+    for route in ["GET /api/v2/users/me", "GET /api/v2/scripts"] {
+        let g = group(&report, route);
+        assert_eq!(quota_of(g), (300.0, 60.0), "{g:#}");
+        assert_eq!(g["discovered"]["key"], "token");
+    }
+
+    assert!(pacer.terminate().await, "{}", pacer.output());
+    let logged = pacer.output();
+    assert!(logged.contains("discovered limit"), "{logged}");
+    let written = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}: {logged}"));
+    // The platform's one budget per token: one limit both routes share.
+    assert_eq!(
+        written.matches("{ quota: 300/60s, key: token }").count(),
+        1,
+        "{written}"
+    );
+
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_pacer"))
+        .args(["check", "--config"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}\n{written}");
+    for route in ["GET /api/v2/scripts", "GET /api/v2/users/me"] {
+        assert!(
+            said.contains(&format!("route {route}: limits per-token\n")),
+            "{said}"
+        );
+    }
+    let (again, _) = proc::proxy(&out).await;
+    again.stop().await;
 }

@@ -6,9 +6,12 @@
 //!    (IETF) or, when they only count down (`inin-ratelimit-reset`, `X-RateLimit-Reset`), the
 //!    longest reset seen, which is the window as it opens. Written as `quota: N/W`, keyed by
 //!    token when the requests carried one (the headers describe the caller's budget).
-//! 2. **Concurrency**: 429s came only when more requests were in flight than ever got a 2xx
-//!    (up to [`RACE_SHARE`] of the 2xx, which an answer on its way back can still account
-//!    for). The cap is the in-flight count when the lowest such 429 was sent.
+//! 2. **Concurrency**: no 429 came with fewer than some number of requests in flight, and most
+//!    2xx did. The cap is one less than the in-flight count of the lowest 429. 2xx at or above
+//!    that count are allowed (a minority): pacer counts a request in flight until its answer
+//!    arrives, a moment after the API stopped counting it, so a request sent in that moment
+//!    reads one higher here than at the API. Against a rate limit, 429s come at every in-flight
+//!    count the 2xx do.
 //! 3. **Runs between 429s**: an API that only says Retry-After, counting fixed windows, accepts
 //!    its quota after each reset and refuses the rest: the median run of 2xx between 429s is the
 //!    quota and the median time between the runs' starts is the window (to the whole second).
@@ -20,11 +23,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::tally::{median, Tally};
-
-/// The share of 2xx allowed at or above the lowest 429's in-flight level for the 429s to still
-/// read as a concurrency cap: pacer counts a request in flight until its answer arrives, a
-/// moment after the API stopped counting it.
-const RACE_SHARE: f64 = 0.05;
 
 /// A limit discovered for one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,8 +107,8 @@ fn advertised(t: &Tally) -> Option<Finding> {
 fn concurrency(t: &Tally) -> Option<Finding> {
     let level = t.lowest_throttled_level()?;
     let cap = level.checked_sub(1).filter(|&c| c > 0)?;
-    let racing = t.ok_at_or_above(level) as f64;
-    if t.ok == 0 || racing > RACE_SHARE * t.ok as f64 {
+    let racing = t.ok_at_or_above(level);
+    if t.ok - racing <= racing {
         return None;
     }
     Some(Finding {
@@ -118,8 +116,9 @@ fn concurrency(t: &Tally) -> Option<Finding> {
         limit: Limit::Concurrency(cap),
         key: "global",
         from: format!(
-            "concurrency from in-flight at the first 429s ({cap} in flight; no 429 with fewer, {} 2xx with as many)",
-            t.ok_levels.get(cap as usize).copied().unwrap_or(0)
+            "concurrency from in-flight at the first 429s (none with fewer than {cap} others in flight; {} of {} 2xx with at most {cap})",
+            t.ok - racing,
+            t.ok
         ),
     })
 }
@@ -204,9 +203,14 @@ mod tests {
         }
         let f = infer(&t).unwrap();
         assert_eq!(f.limit, Limit::Concurrency(4));
-        // 2xx above the lowest 429's level: a rate limit, not a cap.
+        // A few 2xx above the lowest 429's level: answers on their way back.
         for _ in 0..10 {
             answer(&mut t, 200, 6);
+        }
+        assert_eq!(infer(&t).unwrap().limit, Limit::Concurrency(4));
+        // As many 2xx above it as below: a rate limit, not a cap.
+        for _ in 0..30 {
+            answer(&mut t, 200, 7);
         }
         assert_ne!(infer(&t).map(|f| f.limit), Some(Limit::Concurrency(4)));
     }

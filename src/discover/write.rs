@@ -47,7 +47,12 @@ pub fn write_config(report: &Report, base: &str) -> String {
                 let _ = writeln!(limits, "  # {name} also: {}: {}", g.route, f.from);
                 return name.clone();
             }
-            let name = names.name_for(&g.route);
+            // A budget the API advertised may be shared by routes: named for what it is.
+            let name = match (f.source, f.key) {
+                (Source::Advertised, "token") => names.name_for("per-token"),
+                (Source::Advertised, _) => names.name_for("advertised"),
+                _ => names.name_for(&g.route),
+            };
             let key = if f.key == "token" { ", key: token" } else { "" };
             let _ = writeln!(limits, "  # {}: {}", g.route, f.from);
             let _ = writeln!(limits, "  {name}: {{ {}{key} }}", f.limit.yaml());
