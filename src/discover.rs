@@ -214,3 +214,35 @@ fn group_report(name: &str, configured: bool, t: &Tally) -> GroupReport {
         discovered: (name != OTHER).then(|| infer(t)).flatten(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn discovery() -> Arc<Discovery> {
+        let text = "upstreams: { a: { base_url: 'http://127.0.0.1:1' } }
+limits: { l: { concurrency: 1 } }
+routes: [{ match: 'GET /api/v2/scripts/**', limits: [l] }]";
+        Discovery::new(&crate::Config::parse(text, std::path::Path::new(".")).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_are_routes_then_grouped_paths_then_other_past_the_bound() {
+        let d = discovery();
+        let get = http::Method::GET;
+        let count = |g: Group| g.lock().unwrap().sent(Instant::now(), false);
+        count(d.group(Some(0), &get, "/api/v2/scripts/1"));
+        count(d.group(None, &get, "/api/v2/users/42"));
+        assert_eq!(count(d.group(None, &get, "/api/v2/users/43")), 2);
+        for i in 0..MAX_GROUPS {
+            count(d.group(None, &get, &format!("/p{i}x/a")));
+        }
+        let names: Vec<_> = d.report().groups.into_iter().map(|g| g.route).collect();
+        assert_eq!(names.len(), 1 + MAX_GROUPS + 1, "route, groups, other");
+        assert_eq!(names[0], "GET /api/v2/scripts/**");
+        assert!(names.contains(&"GET /api/v2/users/{id}".to_owned()));
+        assert_eq!(names.last().unwrap(), OTHER);
+        // An existing group still counts in itself past the bound.
+        assert_eq!(count(d.group(None, &get, "/api/v2/users/44")), 3);
+    }
+}

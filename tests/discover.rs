@@ -13,10 +13,14 @@ use support::limited::{start_limited, Limited, ANALYTICS_CAP, SCRIPTS, USERS};
 use support::*;
 use tokio::time::Instant;
 
-/// No limits, no routes: every request is grouped by its path.
+/// One route with a limit that only observes; every other request is grouped by its path.
 const OBSERVE: &str = "
 upstreams:
   api: { base_url: 'http://{api}' }
+limits:
+  watch: { concurrency: 1000, mode: observe }
+routes:
+  - { match: 'GET /api/v2/analytics/**', limits: [watch] }
 ";
 
 const LOAD: Duration = Duration::from_secs(20);
@@ -130,7 +134,8 @@ async fn a_mixed_run_finds_each_limit_and_the_written_config_draws_no_429() {
     assert_eq!(users["advertised"]["lowest_remaining"], 0);
 
     // Concurrency: 429s only with the cap already in flight.
-    let analytics = group(&report, "GET /api/v2/analytics/{id}");
+    let analytics = group(&report, "GET /api/v2/analytics/**");
+    assert_eq!(analytics["configured"], true);
     let cap = analytics["discovered"]["limit"]["concurrency"]
         .as_f64()
         .unwrap_or_else(|| panic!("{analytics:#}"));
@@ -159,7 +164,10 @@ async fn a_mixed_run_finds_each_limit_and_the_written_config_draws_no_429() {
 
     // The written file: valid for `pacer check`, with a comment per limit.
     let text = std::fs::read_to_string(&out).unwrap();
-    eprintln!("{text}");
+    assert!(
+        !text.contains("watch"),
+        "the observing limit is replaced:\n{text}"
+    );
     for learned_from in [
         "quota from inin-ratelimit-*",
         "concurrency from in-flight",
