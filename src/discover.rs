@@ -11,6 +11,10 @@
 //! max); the in-flight count when the first 429 was sent and the lowest in-flight count of any
 //! 429; the 2xx rate achieved. [`infer`] turns that into a limit and says why.
 //!
+//! A request counts as in flight from when it goes to the upstream client until its answer's
+//! head arrives (or it fails, or is dropped): what an API's concurrency cap counts, give or take
+//! the answer's way back.
+//!
 //! # Memory
 //!
 //! A group is a few hundred bytes (counters, two histograms of [`tally::LEVELS`] levels, the

@@ -177,17 +177,14 @@ fn whole_secs_nearest(d: Duration) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discover::tally::Answer;
     use http::{HeaderMap, StatusCode};
     use tokio::time::Instant;
 
     fn answer(t: &mut Tally, status: u16, level: u32) {
         let now = Instant::now();
-        t.answered(
-            StatusCode::from_u16(status).unwrap(),
-            &HeaderMap::new(),
-            level,
-            now,
-        );
+        let status = StatusCode::from_u16(status).unwrap();
+        t.answered(&Answer::read(status, &HeaderMap::new()), level, now);
     }
 
     #[tokio::test(start_paused = true)]
@@ -223,10 +220,10 @@ mod tests {
         h.insert("inin-ratelimit-count", "1".parse().unwrap());
         h.insert("inin-ratelimit-reset", "6".parse().unwrap());
         let level = t.sent(Instant::now(), true);
-        t.answered(StatusCode::OK, &h, level, Instant::now());
+        t.answered(&Answer::read(StatusCode::OK, &h), level, Instant::now());
         h.insert("inin-ratelimit-reset", "2".parse().unwrap());
         h.insert("inin-ratelimit-count", "30".parse().unwrap());
-        t.answered(StatusCode::OK, &h, level, Instant::now());
+        t.answered(&Answer::read(StatusCode::OK, &h), level, Instant::now());
         let f = infer(&t).unwrap();
         assert_eq!(
             f.limit,

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tokio::time::Instant;
 
+use super::tally::Answer;
 use super::{Discovery, Group};
 use crate::error::Error;
 use crate::proxy::body::Body;
@@ -65,8 +66,9 @@ where
         let answer = self.inner.call(req);
         Box::pin(async move {
             let res = answer.await?;
+            let read = Answer::read(res.status(), res.headers());
             let mut tally = in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
-            tally.answered(res.status(), res.headers(), level, Instant::now());
+            tally.answered(&read, level, Instant::now());
             drop(tally);
             Ok(res)
         })

@@ -36,6 +36,30 @@ pub(super) struct Tally {
     pub runs: Runs,
 }
 
+/// What an answer's head says, read before its group's lock is taken.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub advertised: Option<Advertised>,
+    /// The `Retry-After` of a 429.
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    pub fn read(status: StatusCode, headers: &HeaderMap) -> Answer {
+        let now = std::time::SystemTime::now();
+        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| headers.get(http::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| crate::retry::retry_after::parse_retry_after(v, now));
+        Answer {
+            status,
+            advertised: crate::ratelimit::advertised(headers, now),
+            retry_after,
+        }
+    }
+}
+
 /// The rate-limit headers' readings, folded.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Seen {
@@ -83,28 +107,24 @@ impl Tally {
     }
 
     /// An answer came for the request sent at `level`.
-    pub fn answered(&mut self, status: StatusCode, headers: &HeaderMap, level: u32, now: Instant) {
+    pub fn answered(&mut self, answer: &Answer, level: u32, now: Instant) {
         self.last_answer = Some(now);
-        let wall = std::time::SystemTime::now();
-        if let Some(a) = crate::ratelimit::advertised(headers, wall) {
-            self.advertise(&a);
+        if let Some(a) = &answer.advertised {
+            self.advertise(a);
         }
         let bucket = (level as usize).min(LEVELS - 1);
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
             self.throttled += 1;
             bump(&mut self.throttled_levels, bucket);
             self.in_flight_at_first_429.get_or_insert(level - 1);
-            let wait = headers
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| crate::retry::retry_after::parse_retry_after(v, wall));
-            if let Some(w) = wait {
+            if let Some(w) = answer.retry_after {
                 self.retry_after = Some(match self.retry_after {
                     Some((lo, hi, n)) => (lo.min(w), hi.max(w), n + 1),
                     None => (w, w, 1),
                 });
             }
             self.runs.refused();
-        } else if status.is_success() {
+        } else if answer.status.is_success() {
             self.ok += 1;
             bump(&mut self.ok_levels, bucket);
             self.runs.accepted(now);
@@ -212,7 +232,7 @@ mod tests {
                 StatusCode::TOO_MANY_REQUESTS
             };
             let level = t.sent(now, false);
-            t.answered(status, &h, level, now);
+            t.answered(&Answer::read(status, &h), level, now);
             t.done();
         }
         assert_eq!(t.runs.lengths, vec![12, 12]);
