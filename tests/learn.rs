@@ -229,10 +229,7 @@ async fn stays_sane(lie: Lie, longest: Duration) {
         assert!(within <= 6, "{within} releases in one second from #{i}");
     }
     let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(
-        gap <= longest + Duration::from_millis(50),
-        "stalled {gap:?}"
-    );
+    assert!(gap <= longest + Duration::from_millis(50), "stalled {gap:?}");
 }
 
 fn genesys(allowed: &str, count: &str, reset: &str) -> Vec<(&'static str, String)> {
