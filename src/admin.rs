@@ -8,6 +8,7 @@
 //! | GET | `/status` | JSON: every limit's configured and effective state |
 //! | GET | `/limits/{name}` | JSON: one limit's state |
 //! | PUT | `/limits/{name}` | change `rate`, `burst`, `concurrency` at once for all keys |
+//! | GET | `/discovered` | JSON: what the API showed about its limits ([`crate::discover`]) |
 //!
 //! It binds loopback unless the config says otherwise: `PUT /limits` changes what the API
 //! receives, so the listener must not be reachable by whoever can reach the proxy. Errors use
@@ -49,6 +50,7 @@ pub struct Admin {
     limits: Arc<Limits>,
     live: live::Live,
     draining: Arc<AtomicBool>,
+    discovery: Option<Arc<crate::discover::Discovery>>,
 }
 
 // === impl Admin ===
@@ -61,6 +63,7 @@ impl Admin {
             limits,
             live: live::Live::default(),
             draining,
+            discovery: None,
         }
     }
 
@@ -69,6 +72,23 @@ impl Admin {
     pub fn with_configured(mut self, limits: &[crate::config::Limit]) -> Admin {
         self.live = live::Live::new(limits);
         self
+    }
+
+    /// What `/discovered` shows; without it, `/discovered` says how to turn discovery on.
+    pub fn with_discovery(mut self, discovery: Option<Arc<crate::discover::Discovery>>) -> Admin {
+        self.discovery = discovery;
+        self
+    }
+
+    fn discovered(&self) -> AdminResponse {
+        match &self.discovery {
+            Some(d) => json(StatusCode::OK, &d.report()),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "pacer.admin.discovery_off",
+                "discovery is off; start pacer with `pacer proxy --discover-out FILE`".into(),
+            ),
+        }
     }
 
     fn draining(&self) -> bool {
@@ -83,7 +103,10 @@ impl Admin {
             "/healthz" if read => json(StatusCode::OK, &Health { status: "ok" }),
             "/readyz" if read => self.ready(),
             "/status" if read => limits::status(&self.limits, &self.live, self.draining()),
-            "/metrics" | "/healthz" | "/readyz" | "/status" => not_allowed("GET, HEAD"),
+            "/discovered" if read => self.discovered(),
+            "/metrics" | "/healthz" | "/readyz" | "/status" | "/discovered" => {
+                not_allowed("GET, HEAD")
+            }
             _ => match path.strip_prefix("/limits/") {
                 Some(name) if read => limits::get(&self.limits, &self.live, name),
                 Some(name) if req.method() == Method::PUT => {

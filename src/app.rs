@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::discover::Discovery;
 use crate::metrics::Metrics;
 use crate::proxy::connect::Connect;
 use crate::proxy::frontdoor::Admission;
@@ -42,12 +43,35 @@ pub struct App {
     /// still queued then.
     deadline: DrainDeadline,
     workers: usize,
+    discovery: Option<(Arc<Discovery>, DiscoverOut)>,
+}
+
+/// Discovery's output: where to write the config it found at shutdown, and the running
+/// config's text it is written from (its `limits:` and `routes:` replaced).
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverOut {
+    pub file: Option<std::path::PathBuf>,
+    pub base: String,
 }
 
 // === impl App ===
 
 impl App {
     pub fn new(config: Config) -> anyhow::Result<App> {
+        App::build(config, None)
+    }
+
+    /// An app that records what the API shows about its limits ([`crate::discover`]): served
+    /// at `/discovered`, logged at shutdown and, with `out.file`, written there as a config.
+    pub fn discovering(config: Config, out: DiscoverOut) -> anyhow::Result<App> {
+        let discovery = Discovery::new(&config);
+        App::build(config, Some((discovery, out)))
+    }
+
+    fn build(
+        config: Config,
+        discovery: Option<(Arc<Discovery>, DiscoverOut)>,
+    ) -> anyhow::Result<App> {
         let admission = Arc::new(Admission::new(&config)?);
         let limits = Arc::new(Limits::new(&config));
         let metrics = Arc::new(Metrics::new(&config));
@@ -61,6 +85,7 @@ impl App {
             metrics.clone(),
             config.retry,
             deadline.clone(),
+            discovery.as_ref().map(|(d, _)| d.clone()),
         );
         Ok(App {
             config,
@@ -70,6 +95,7 @@ impl App {
             connect,
             deadline,
             workers: 1,
+            discovery,
         })
     }
 
@@ -88,6 +114,11 @@ impl App {
         &self.metrics
     }
 
+    /// What discovery recorded so far, when it is on.
+    pub fn discovery(&self) -> Option<&Arc<Discovery>> {
+        self.discovery.as_ref().map(|(d, _)| d)
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     ///
     /// The admin listener stops with the proxy but not before it: while the proxy drains,
@@ -95,9 +126,24 @@ impl App {
     /// (no detached tasks), so dropping it stops everything; with worker threads, dropping it
     /// stops accepting and the workers drain and end on their own.
     pub async fn serve(
+        mut self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let discovery = self.discovery.take();
+        let recorded = discovery.as_ref().map(|(d, _)| d.clone());
+        let served = self.serve_until(listeners, shutdown, recorded).await;
+        match discovery {
+            Some((discovery, out)) => served.and(finish_discovery(&discovery, &out)),
+            None => served,
+        }
+    }
+
+    async fn serve_until(
         self,
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        discovery: Option<Arc<Discovery>>,
     ) -> anyhow::Result<()> {
         let draining = Arc::new(AtomicBool::new(false));
         let shutdown = {
@@ -124,8 +170,9 @@ impl App {
             tracing::info!(%addr, "admin listener started");
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin =
-            Admin::new(self.metrics, self.limits, draining).with_configured(&self.config.limits);
+        let admin = Admin::new(self.metrics, self.limits, draining)
+            .with_configured(&self.config.limits)
+            .with_discovery(discovery);
         let admin = crate::admin::serve(admin_listener, admin, async move {
             let _ = admin_stopped.await;
         });
@@ -137,6 +184,24 @@ impl App {
         let (proxy, admin) = tokio::join!(proxy, admin);
         proxy.and(admin)
     }
+}
+
+/// At shutdown: a log line per discovered limit, and the config written when asked for.
+fn finish_discovery(discovery: &Discovery, out: &DiscoverOut) -> anyhow::Result<()> {
+    let report = discovery.report();
+    crate::discover::log_findings(&report);
+    let Some(file) = &out.file else {
+        return Ok(());
+    };
+    let text = crate::discover::write_config(&report, &out.base);
+    std::fs::write(file, text).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the discovered limits to {}: {e}",
+            file.display()
+        )
+    })?;
+    tracing::info!(file = %file.display(), "discovered limits written");
+    Ok(())
 }
 
 /// The CA that signs interception leaves, loaded (or created, on first start) when the config
@@ -193,6 +258,13 @@ pub fn describe(config: &Config) -> String {
             .concurrency
             .map(|c| format!(", concurrency {c}"))
             .unwrap_or_default();
+        let cap = match config.learn_for(&l.name) {
+            Some(learn) => format!(
+                "{cap}, learns from rate-limit headers (headroom {}%)",
+                learn.headroom * 100.0
+            ),
+            None => cap,
+        };
         let _ = writeln!(
             out,
             "limit {}: {}{cap}, key {}, mode {}",

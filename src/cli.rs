@@ -52,6 +52,12 @@ pub enum Command {
         /// CPU core). Limits are shared by all of them.
         #[arg(long, env = "PACER_WORKERS", default_value_t = 0)]
         workers: usize,
+        /// Record what the API shows about its limits (rate-limit headers, 429s, Retry-After,
+        /// in-flight counts) per route, serve it at the admin listener's `/discovered`, and on
+        /// shutdown write this config file: the running one with the discovered `limits:` and
+        /// `routes:` in place of its own.
+        #[arg(long, value_name = "FILE")]
+        discover_out: Option<PathBuf>,
     },
     /// Validate a config file and print what it sets up, without binding or starting anything.
     /// Exits 0 when valid, 2 with every problem (field path and line) when not.
@@ -69,6 +75,10 @@ pub enum Command {
         /// Optional mock config (per-route limits, Retry-After misbehaviour, TLS).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Which rate-limit headers answers carry; overrides the config's `ratelimit_headers`.
+        /// The platform sends genesys (`inin-ratelimit-*`).
+        #[arg(long, value_enum)]
+        ratelimit_headers: Option<crate::mock::HeaderFamily>,
     },
     /// Manage the CA pacer signs intercepted HTTPS with (the config's `intercept:` section).
     Ca {
@@ -195,6 +205,7 @@ impl Command {
             Command::Proxy {
                 config: path,
                 workers,
+                discover_out,
             } => {
                 let path = path.ok_or_else(|| {
                     CliError::Usage(
@@ -226,7 +237,19 @@ impl Command {
                     0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                     n => n,
                 };
-                let app = crate::app::App::new(config)?.with_workers(workers);
+                let app = match discover_out {
+                    Some(file) => {
+                        let base = std::fs::read_to_string(&path)
+                            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                        let out = crate::app::DiscoverOut {
+                            file: Some(file),
+                            base,
+                        };
+                        crate::app::App::discovering(config, out)?
+                    }
+                    None => crate::app::App::new(config)?,
+                }
+                .with_workers(workers);
                 // Handlers first: from the start line on, SIGTERM drains.
                 let shutdown = crate::shutdown::signal();
                 tracing::info!(%listen, workers, "pacer proxy started");
@@ -243,13 +266,20 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::Mock { listen, config } => {
-                let mock_config = match config {
+            Command::Mock {
+                listen,
+                config,
+                ratelimit_headers,
+            } => {
+                let mut mock_config = match config {
                     Some(path) => crate::mock::MockConfig::load(&path).map_err(|e| {
                         CliError::Usage(format!("invalid mock config {}: {e:#}", path.display()))
                     })?,
                     None => crate::mock::MockConfig::default(),
                 };
+                if let Some(family) = ratelimit_headers {
+                    mock_config.ratelimit_headers = family;
+                }
                 let scheme = if mock_config.tls.is_some() {
                     "https"
                 } else {

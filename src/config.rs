@@ -51,6 +51,23 @@ pub struct Config {
     pub proxy_auth: Option<ProxyAuth>,
     /// Where limits with `shared: true` keep their state. None when not configured.
     pub shared: Option<SharedStore>,
+    /// The limits with `learn:` on, by name, and how they learn. Kept beside the limits rather
+    /// than in [`Limit`] so a limit built in code (tests, the shared fallback) needs no change.
+    pub learn: std::collections::BTreeMap<String, Learn>,
+}
+
+/// `learn: true` (or a map of these fields): pace a limit's keys to what the API's rate-limit
+/// headers advertise (see [`crate::ratelimit`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learn {
+    /// The learned rate is quota / window less this fraction (default 0.05).
+    pub headroom: f64,
+}
+
+impl Default for Learn {
+    fn default() -> Self {
+        Learn { headroom: 0.05 }
+    }
 }
 
 /// One upstream API.
@@ -392,6 +409,11 @@ impl Config {
 
     pub fn limit(&self, name: &str) -> Option<&Limit> {
         self.limits.iter().find(|l| l.name == name)
+    }
+
+    /// How the limit with this name learns from rate-limit headers, if it does (`learn:`).
+    pub fn learn_for(&self, name: &str) -> Option<Learn> {
+        self.learn.get(name).copied()
     }
 
     /// Whether the limit with this name is shared through Redis (`shared: true`).

@@ -16,6 +16,10 @@
 //! - [`tls`]: pacer's own CA (load or create) and the leaf certificates it signs for CONNECT.
 //! - [`route`]: `(method, path)` to the route and the limits it passes, after normalising the
 //!   path (RFC 3986), in time linear in the path.
+//! - [`ratelimit`]: the rate-limit headers APIs send (Genesys, IETF, `X-RateLimit-*`) read into
+//!   one value, for limits that learn from them.
+//! - [`discover`]: what the API showed about its limits during a run (`GET /discovered`,
+//!   `pacer proxy --discover-out FILE`), as JSON and as a config to keep.
 //! - [`retry`]: absorbing upstream 429s: Retry-After parsing, backoff, replayable bodies, and the
 //!   retry layer that pauses limit keys and re-sends.
 //! - [`shape`]: the [`shape::Limiter`] trait, the in-memory limiter, and the shaping layer.
@@ -34,11 +38,13 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discover;
 pub mod error;
 pub mod generate;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod ratelimit;
 pub mod retry;
 pub mod route;
 pub mod shape;

@@ -13,6 +13,7 @@
 //! time (`scrape.rs`) instead of being kept up to date on every request.
 
 mod labels;
+mod learned;
 mod scrape;
 mod shared;
 

@@ -10,6 +10,8 @@
 //!   key), plus optional per-route rates and concurrency caps. Windows are fixed and start at
 //!   each key's first request (`mock/limits.rs` says why). Over a limit it answers the
 //!   platform's exact 429.
+//! - `ratelimit_headers:` (or `--ratelimit-headers`) sends another family of rate-limit headers
+//!   instead ([`HeaderFamily`]: `x`, `ietf`, `ietf-structured`, `none`), for pacer's `learn:`.
 //! - `retry_after:` makes the 429's `Retry-After` misbehave on purpose ([`RetryAfterMode`]).
 //! - `/__mock/{echo,delay/MS,status/CODE,stats,reset}` help tests; they are never limited or
 //!   counted.
@@ -40,7 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-pub use self::config::{MockConfig, MockRoute, RetryAfterMode, WindowLimit};
+pub use self::config::{HeaderFamily, MockConfig, MockRoute, RetryAfterMode, WindowLimit};
 pub use self::responses::{GARBAGE_RETRY_AFTER, HUGE_RETRY_AFTER};
 use self::service::State;
 pub use self::tls::MockTls;

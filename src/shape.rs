@@ -10,6 +10,7 @@
 //!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
+mod answers;
 pub mod key;
 pub mod layer;
 mod local;
@@ -24,7 +25,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 pub use self::key::LimitKey;
-pub use self::local::LocalLimiter;
+pub use self::local::{LearnedState, LocalLimiter};
 use crate::error::Error;
 
 /// The future [`Limiter::acquire`] returns. Boxed so the trait stays object-safe: limiters are
@@ -151,6 +152,9 @@ pub struct LimitState {
     /// Milliseconds until the longest current Retry-After pause ends, if any key is paused.
     pub paused_ms: Option<u64>,
     pub keys: usize,
+    /// What the limit learned from the API's rate-limit headers (`learn:`), if it learns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedState>,
 }
 
 /// A quota in [`LimitState`].
@@ -193,6 +197,16 @@ pub trait Limiter: Send + Sync + 'static {
     /// whole key for `retry_after` (no request of that key is released meanwhile) and, when
     /// adaptive, cut the effective rate.
     fn on_throttled(&self, key: LimitKey, retry_after: Duration);
+
+    /// Whether the limit learns from the API's rate-limit headers: then the shaping layer calls
+    /// [`Limiter::on_advertised`] once for every request the limit released.
+    fn learns(&self) -> bool {
+        false
+    }
+
+    /// The upstream answered a request that passed this limit with `key`: `advertised` is what
+    /// its rate-limit headers said (None when they said nothing, or the request failed).
+    fn on_advertised(&self, _key: LimitKey, _advertised: Option<&crate::ratelimit::Advertised>) {}
 
     /// When the key's current pause ends, if it is paused.
     fn paused_until(&self, key: LimitKey) -> Option<Instant>;

@@ -84,6 +84,20 @@ pub struct RawLimit {
     pub key_idle: Option<Text>,
     pub adaptive: Option<RawAdaptive>,
     pub shared: Option<Spanned<bool>>,
+    pub learn: Option<RawLearn>,
+}
+
+/// `learn: true|false` or a map of its settings.
+#[derive(Debug)]
+pub enum RawLearn {
+    Enabled(bool),
+    Settings(RawLearnSettings),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLearnSettings {
+    pub headroom: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +230,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
         }
 
         deserializer.deserialize_map(NamedVisitor(PhantomData))
+    }
+}
+
+// === impl RawLearn ===
+
+impl<'de> Deserialize<'de> for RawLearn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LearnVisitor;
+
+        impl<'de> Visitor<'de> for LearnVisitor {
+            type Value = RawLearn;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false, or a map with headroom")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawLearn::Enabled(v))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let settings =
+                    RawLearnSettings::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawLearn::Settings(settings))
+            }
+        }
+
+        deserializer.deserialize_any(LearnVisitor)
     }
 }
 

@@ -4,6 +4,7 @@
 //! run reports every problem in the file. Sections live in their own files; this one holds the
 //! entry point and the helpers they share.
 
+mod learn;
 mod limit;
 mod route;
 mod sections;
@@ -50,6 +51,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         intercept: sections::intercept(&mut errs, raw.intercept.as_ref(), base),
         proxy_auth: sections::proxy_auth(&mut errs, raw.proxy_auth.as_ref()),
         shared: shared::shared(&mut errs, raw.shared.as_ref(), raw.limits.as_ref()),
+        learn: learn::learn(&mut errs, raw.limits.as_ref()),
     };
     errs.finish(config)
 }

@@ -22,6 +22,7 @@ pub(super) struct Gauges {
     limits: Vec<LimitGauges>,
     /// Kept as a family: a limit without a rate has no series rather than a made-up value.
     rate: GaugeVec,
+    learned: super::learned::LearnedGauges,
     /// Fill-then-gather must not interleave between two concurrent scrapes.
     scrape: Mutex<()>,
 }
@@ -91,13 +92,16 @@ impl Gauges {
         Gauges {
             limits,
             rate,
+            learned: super::learned::LearnedGauges::register(registry),
             scrape: Mutex::new(()),
         }
     }
 
     fn fill(&self, limiters: &[std::sync::Arc<dyn Limiter>]) {
         for (g, limiter) in self.limits.iter().zip(limiters) {
-            g.set(&self.rate, &limiter.state());
+            let state = limiter.state();
+            g.set(&self.rate, &state);
+            self.learned.set(&g.name, &state);
         }
     }
 }

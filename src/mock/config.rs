@@ -30,6 +30,25 @@ pub struct MockConfig {
     pub routes: Vec<MockRoute>,
     /// Serve HTTPS with this identity instead of plain HTTP.
     pub tls: Option<MockTls>,
+    /// Which family of rate-limit headers answers carry (the platform sends `inin-ratelimit-*`).
+    pub ratelimit_headers: HeaderFamily,
+}
+
+/// The rate-limit header family the mock sends with every `/api/v2` answer, 429s included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderFamily {
+    /// `inin-ratelimit-allowed/count/reset`, as the platform does.
+    #[default]
+    Genesys,
+    /// `X-RateLimit-Limit/Remaining/Reset` (reset in delta seconds).
+    X,
+    /// `RateLimit-Limit/Remaining/Reset` (the IETF draft's first generation).
+    Ietf,
+    /// `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`.
+    IetfStructured,
+    /// No rate-limit headers at all.
+    None,
 }
 
 /// `requests` per fixed `window`.
@@ -86,6 +105,7 @@ impl Default for MockConfig {
             retry_after: RetryAfterMode::Normal,
             routes: Vec::new(),
             tls: None,
+            ratelimit_headers: HeaderFamily::Genesys,
         }
     }
 }
@@ -162,6 +182,8 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     #[serde(default)]
     tls: Option<RawTls>,
+    #[serde(default)]
+    ratelimit_headers: HeaderFamily,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +236,7 @@ impl RawConfig {
             retry_after: self.retry_after,
             routes,
             tls,
+            ratelimit_headers: self.ratelimit_headers,
         })
     }
 }

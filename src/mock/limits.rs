@@ -49,6 +49,8 @@ pub(crate) struct RateStatus {
     pub allowed: u32,
     /// Whole seconds until the window resets.
     pub reset_secs: u64,
+    /// The window's length in whole seconds, for the headers that say it.
+    pub window_secs: u64,
 }
 
 /// A request the limits let through.
@@ -211,6 +213,7 @@ fn status_of(
         count,
         allowed: limit.requests,
         reset_secs: whole_secs((start + limit.window).saturating_duration_since(now)),
+        window_secs: whole_secs(limit.window),
     }
 }
 

@@ -11,7 +11,7 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 use uuid::Uuid;
 
-use super::config::RetryAfterMode;
+use super::config::{HeaderFamily, RetryAfterMode};
 use super::limits::RateStatus;
 
 pub(crate) type Body = Full<Bytes>;
@@ -120,12 +120,43 @@ pub(crate) fn too_many(retry_after: u64, mode: RetryAfterMode) -> Response<Body>
     response
 }
 
-/// Adds the `inin-ratelimit-*` headers the platform sends on API responses.
-pub(crate) fn add_rate_status(headers: &mut HeaderMap, status: Option<RateStatus>) {
-    if let Some(s) = status {
-        headers.insert(RATELIMIT_COUNT, HeaderValue::from(s.count));
-        headers.insert(RATELIMIT_ALLOWED, HeaderValue::from(s.allowed));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(s.reset_secs));
+/// Adds the rate-limit headers of `family` (the platform sends `inin-ratelimit-*`). Resets are
+/// whole seconds rounded up, so a client that waits them out is never early.
+pub(crate) fn add_rate_status(
+    headers: &mut HeaderMap,
+    status: Option<RateStatus>,
+    family: HeaderFamily,
+) {
+    let Some(s) = status else { return };
+    let remaining = s.allowed.saturating_sub(s.count);
+    let mut put = |name: &'static str, value: HeaderValue| {
+        headers.insert(name, value);
+    };
+    match family {
+        HeaderFamily::Genesys => {
+            put(RATELIMIT_COUNT, HeaderValue::from(s.count));
+            put(RATELIMIT_ALLOWED, HeaderValue::from(s.allowed));
+            put(RATELIMIT_RESET, HeaderValue::from(s.reset_secs));
+        }
+        HeaderFamily::X => {
+            put("x-ratelimit-limit", HeaderValue::from(s.allowed));
+            put("x-ratelimit-remaining", HeaderValue::from(remaining));
+            put("x-ratelimit-reset", HeaderValue::from(s.reset_secs));
+        }
+        HeaderFamily::Ietf => {
+            put("ratelimit-limit", HeaderValue::from(s.allowed));
+            put("ratelimit-remaining", HeaderValue::from(remaining));
+            put("ratelimit-reset", HeaderValue::from(s.reset_secs));
+        }
+        HeaderFamily::IetfStructured => {
+            let policy = format!(r#""default";q={};w={}"#, s.allowed, s.window_secs);
+            let state = format!(r#""default";r={remaining};t={}"#, s.reset_secs);
+            if let (Ok(p), Ok(r)) = (HeaderValue::try_from(policy), HeaderValue::try_from(state)) {
+                put("ratelimit-policy", p);
+                put("ratelimit", r);
+            }
+        }
+        HeaderFamily::None => {}
     }
 }
 
@@ -134,5 +165,44 @@ pub(crate) fn add_digest(headers: &mut HeaderMap, bytes: u64, sha256_hex: &str) 
     headers.insert(RECEIVED_BYTES, HeaderValue::from(bytes));
     if let Ok(v) = HeaderValue::from_str(sha256_hex) {
         headers.insert(RECEIVED_SHA256, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::{advertised, Family};
+
+    /// Every family the mock sends reads back, through pacer's own parser, as the same numbers.
+    #[test]
+    fn every_family_reads_back() {
+        let status = RateStatus {
+            count: 12,
+            allowed: 30,
+            reset_secs: 4,
+            window_secs: 6,
+        };
+        let cases = [
+            (HeaderFamily::Genesys, Family::Genesys, None),
+            (HeaderFamily::X, Family::X, None),
+            (HeaderFamily::Ietf, Family::Ietf, None),
+            (
+                HeaderFamily::IetfStructured,
+                Family::IetfStructured,
+                Some(6),
+            ),
+        ];
+        for (sent, family, window) in cases {
+            let mut headers = HeaderMap::new();
+            add_rate_status(&mut headers, Some(status), sent);
+            let a = advertised(&headers, SystemTime::now()).expect("headers sent");
+            assert_eq!(a.family, family);
+            assert_eq!((a.quota, a.remaining), (Some(30), Some(18)), "{sent:?}");
+            assert_eq!(a.reset, Some(Duration::from_secs(4)));
+            assert_eq!(a.window, window.map(Duration::from_secs));
+        }
+        let mut headers = HeaderMap::new();
+        add_rate_status(&mut headers, Some(status), HeaderFamily::None);
+        assert!(headers.is_empty());
     }
 }

@@ -112,7 +112,11 @@ async fn api(state: &State, parts: &Parts, digest: Option<Digest>) -> Response<B
         Err(throttled) => {
             state.stats.record(method, path, true, now);
             let mut response = resp::too_many(throttled.retry_after, config.retry_after);
-            resp::add_rate_status(response.headers_mut(), throttled.status);
+            resp::add_rate_status(
+                response.headers_mut(),
+                throttled.status,
+                config.ratelimit_headers,
+            );
             return response;
         }
     };
@@ -120,7 +124,11 @@ async fn api(state: &State, parts: &Parts, digest: Option<Digest>) -> Response<B
     let latency = route.and_then(|(_, r)| r.latency).unwrap_or(config.latency);
     pause(latency).await;
     let mut response = resp::entity_list();
-    resp::add_rate_status(response.headers_mut(), admitted.status);
+    resp::add_rate_status(
+        response.headers_mut(),
+        admitted.status,
+        config.ratelimit_headers,
+    );
     if let Some(d) = digest {
         resp::add_digest(response.headers_mut(), d.bytes, &d.sha256_hex);
     }

@@ -13,7 +13,10 @@
 //!    limits allow; below rescue, so a give-up or a limit's refusal still becomes one answer.
 //! 5. [`Shape`]: waits for each of the route's limits in order, holding concurrency slots until
 //!    the response body is done.
-//! 6. [`Forward`]: the pooled upstream client.
+//! 6. [`Discover`]: with discovery on, records each attempt the API receives and its answer's
+//!    head (rate-limit headers, 429s, in-flight counts). Below shaping and retry, so it sees
+//!    what the API sees.
+//! 7. [`Forward`]: the pooled upstream client.
 
 use std::sync::Arc;
 
@@ -25,6 +28,8 @@ use super::frontdoor::{Admission, FrontDoor};
 use super::observe::Observe;
 use super::rescue::Rescue;
 use crate::config;
+use crate::discover::layer::Discover;
+use crate::discover::Discovery;
 use crate::metrics::Metrics;
 use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
@@ -63,19 +68,20 @@ impl<S> Downstream for S where
 }
 
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
-pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Forward>>>>>;
+pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Discover<Forward>>>>>>;
 
 /// `deadline` is the end of the drain, past which requests still queued in a limit are answered
-/// 503 `pacer.shutting_down`.
+/// 503 `pacer.shutting_down`; `discovery`, when on, records what the API receives and answers.
 pub fn build(
     admission: Arc<Admission>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     retry: config::Retry,
     deadline: DrainDeadline,
+    discovery: Option<Arc<Discovery>>,
 ) -> Stack {
     let routes = admission.routes.clone();
-    let forward = Forward::new(metrics.clone());
+    let forward = Discover::new(discovery, Forward::new(metrics.clone()));
     let shape = Shape::new(limits.clone(), metrics.clone(), forward).with_drain_deadline(deadline);
     let retry = Retry::new(retry, limits, metrics.clone(), shape);
     let front = FrontDoor::new(admission, retry);

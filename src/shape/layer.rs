@@ -14,6 +14,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time::Instant;
 
+use super::answers::Answers;
 use super::key::{key_for, SharedKeys};
 use super::shared::{SharedLimiter, Store};
 use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
@@ -57,7 +58,8 @@ impl Limits {
                 Some((store, _)) if config.is_shared(&l.name) => {
                     SharedLimiter::new(l.clone(), store.clone()) as Arc<dyn Limiter>
                 }
-                _ => Arc::new(LocalLimiter::new(l.clone())) as Arc<dyn Limiter>,
+                _ => Arc::new(LocalLimiter::learning(l.clone(), config.learn_for(&l.name)))
+                    as Arc<dyn Limiter>,
             })
             .collect();
         Limits {
@@ -240,7 +242,9 @@ where
         // `proxy/half_close.rs`).
         let waiting = conn.as_ref().map(ClientConn::waiting);
         let mut permits = Vec::new();
-        let mut passed = Passed::default();
+        // What the request passed, reported to the limits that learn when its answer comes
+        // (or, dropped unanswered, as no answer).
+        let mut answers = Answers::new(&limits);
         for &i in limits.for_route(route) {
             let cfg = &limits.configs[i];
             let key = limits.key_for(i, req.headers(), client_ip);
@@ -258,15 +262,15 @@ where
                 }
             };
             metrics.queue_wait(i, permit.waited);
-            passed.waited += permit.waited;
-            passed.keys.push((i, key));
+            answers.passed(i, key, permit.waited);
             permits.push(permit);
         }
-        if !passed.waited.is_zero() {
+        if !answers.waited().is_zero() {
             client_left_check().await;
         }
         drop(waiting);
         let mut res = inner.call(req).await?;
+        let passed = answers.answer(res.headers());
         if res.status() == http::StatusCode::TOO_MANY_REQUESTS {
             // The retry layer pauses these keys next; a probe among them must not resume its
             // key in between (the permits go when this future ends).

@@ -10,6 +10,7 @@
 //! - `horizon.rs`: the earliest start of queued requests, for refusing early.
 //! - `pause.rs`: Retry-After pauses and the probe that ends them.
 //! - `quota.rs`: `quota: N/W`, a sliding log of the key's last N releases.
+//! - `learned.rs`: `learn:`, a key's budget and pace from the API's rate-limit headers.
 //!
 //! The decision is made when [`Limiter::acquire`] is called: a request that can go gets a ready
 //! future (no waiting, no queue), one that cannot is queued at once, so its place in line is
@@ -21,6 +22,7 @@ mod fine;
 mod gate;
 mod horizon;
 mod keys;
+mod learned;
 mod params;
 mod pause;
 mod queue;
@@ -38,6 +40,8 @@ use tokio::time::Instant;
 use self::bucket::Epoch;
 use self::gate::{Blocked, KeyState};
 use self::keys::KeyTable;
+pub use self::learned::LearnedState;
+use self::learned::LearnedView;
 use self::params::Params;
 use self::pause::PauseMark;
 use self::queue::Lane;
@@ -46,7 +50,7 @@ use super::{
     Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, Priority,
     QuotaState,
 };
-use crate::config::{KeyKind, Limit, Mode, Queue, Rate};
+use crate::config::{KeyKind, Learn, Limit, Mode, Queue, Rate};
 use crate::error::Error;
 
 /// The hint of a refusal whose wait is unknown or already over.
@@ -71,6 +75,9 @@ pub(super) struct Shared {
     in_flight: AtomicUsize,
     queue_depth: AtomicUsize,
     pauses: PauseMark,
+    /// `learn:`, and what the limit learned across its keys.
+    learn: Option<Learn>,
+    learned: Option<LearnedView>,
 }
 
 /// What [`LocalLimiter::admit`] decided for a request it did not refuse.
@@ -89,6 +96,11 @@ enum Keys {
 
 impl LocalLimiter {
     pub fn new(config: Limit) -> LocalLimiter {
+        LocalLimiter::learning(config, None)
+    }
+
+    /// A limiter that, with `learn`, paces its keys to what the API's answers advertise.
+    pub fn learning(config: Limit, learn: Option<Learn>) -> LocalLimiter {
         let now = Instant::now();
         let shared = Arc::new(Shared {
             params: Params::new(&config),
@@ -99,6 +111,8 @@ impl LocalLimiter {
             in_flight: AtomicUsize::new(0),
             queue_depth: AtomicUsize::new(0),
             pauses: PauseMark::default(),
+            learn,
+            learned: learn.map(LearnedView::new),
         });
         let keys = match config.key {
             KeyKind::Global => Keys::Global(Arc::new(KeyState::new(Arc::clone(&shared), now))),
@@ -208,6 +222,14 @@ impl Limiter for LocalLimiter {
         }
     }
 
+    fn learns(&self) -> bool {
+        self.shared.learn.is_some()
+    }
+
+    fn on_advertised(&self, key: LimitKey, advertised: Option<&crate::ratelimit::Advertised>) {
+        self.advertised(key, advertised);
+    }
+
     fn paused_until(&self, key: LimitKey) -> Option<Instant> {
         let now = Instant::now();
         let state = match &self.keys {
@@ -246,6 +268,7 @@ impl Limiter for LocalLimiter {
                 Keys::Global(_) => 1,
                 Keys::Table(table) => table.live(),
             },
+            learned: sh.learned.as_ref().map(LearnedView::state),
         }
     }
 

@@ -290,6 +290,7 @@ fn response_complete(bytes: &[u8]) -> bool {
 pub mod counting;
 pub mod faulty;
 pub mod generator;
+pub mod limited;
 pub mod redis;
 pub mod tunnel;
 pub mod upstream;

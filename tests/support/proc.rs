@@ -90,6 +90,21 @@ impl Proc {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Sends SIGTERM, as `kill -TERM` does (pacer drains and ends), and waits (30 s at most)
+    /// for the exit; returns whether it exited 0.
+    pub async fn terminate(&mut self) -> bool {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill takes plain integers and touches no memory of ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit within 30 s of SIGTERM:\n{}", self.output()))
+            .expect("waiting for the child");
+        let _ = (&mut self.reader).await;
+        status.success()
+    }
+
     /// Stops the process and returns everything it wrote to stderr.
     pub async fn stop(mut self) -> String {
         let _ = self.child.kill().await;

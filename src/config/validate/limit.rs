@@ -27,8 +27,12 @@ pub(super) fn limits(errs: &mut Errors, raw: Option<&Named<RawLimit>>) -> Vec<Li
     for (name, raw) in entries {
         let path = join("limits", &name.value);
         check_name(errs, &path, name);
-        if raw.rate.is_none() && raw.quota.is_none() && raw.concurrency.is_none() {
-            let msg = "a limit needs a rate or a quota (e.g. quota: 300/min), a concurrency (e.g. concurrency: 10), or both";
+        if raw.rate.is_none()
+            && raw.quota.is_none()
+            && raw.concurrency.is_none()
+            && !super::learn::learns(raw)
+        {
+            let msg = "a limit needs a rate or a quota (e.g. quota: 300/min), a concurrency (e.g. concurrency: 10), learn: true, or some of these";
             errs.add(&path, name.line, msg);
         }
         out.push(limit(errs, &path, name, raw));

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::bucket::Bucket;
 use super::horizon::hint;
+use super::learned::Learned;
 use super::params::Current;
 use super::pause::ProbeState;
 use super::queue::{Lane, WaitQueue, WaitState, Waiter};
@@ -54,6 +55,8 @@ pub(super) struct KeyInner {
     pub(super) probe: ProbeState,
     /// The quota's release times (only when the limit has a quota).
     pub(super) log: SlidingLog,
+    /// What the API's answers said about this key (only when the limit learns).
+    pub(super) learned: Learned,
     pub(super) last_used: Instant,
     /// Set when the key table forgot this key; a request that looked it up just before retries.
     pub(super) removed: bool,
@@ -102,6 +105,7 @@ impl KeyState {
             paused_until: None,
             probe: ProbeState::Idle,
             log: SlidingLog::default(),
+            learned: Learned::default(),
             last_used: now,
             removed: false,
         };
@@ -149,6 +153,9 @@ impl KeyState {
                 if let Some(id) = grant.probe {
                     inner.probe_answered(&self.shared, id, false, now);
                 }
+                if self.shared.learn.is_some() {
+                    inner.learned.unsent();
+                }
                 grant.slot
             }
             WaitState::Rejected { .. } => false,
@@ -190,6 +197,9 @@ impl KeyInner {
         if cur.concurrency.is_some_and(|cap| self.in_flight >= cap) {
             return Err(Blocked::Slot);
         }
+        if sh.learn.is_some() {
+            self.learned.check(now)?;
+        }
         let now_reading = sh.epoch.reading(now);
         // The quota is asked first because asking it takes nothing; it counts actual release
         // times (not credited ones), so a late wake-up never lets a window hold one too many.
@@ -211,6 +221,9 @@ impl KeyInner {
         }
         if let Some(quota) = cur.quota {
             self.log.record(now_reading, quota);
+        }
+        if sh.learn.is_some() {
+            self.learned.record(now);
         }
         let slot = cur.concurrency.is_some();
         if slot {
@@ -375,6 +388,7 @@ impl KeyInner {
             && self.in_flight == 0
             && self.paused_at(now).is_none()
             && !self.probe_out()
+            && self.learned.is_idle(now)
             && self.log.rested(
                 sh.params.current(sh.epoch.reading(now)).quota,
                 sh.epoch.reading(now),

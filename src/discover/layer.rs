@@ -1,0 +1,76 @@
+//! The discovery layer: between the shaping layer and the upstream client, so it counts what
+//! the API receives (each attempt) and reads each answer's head.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tokio::time::Instant;
+
+use super::tally::Answer;
+use super::{Discovery, Group};
+use crate::error::Error;
+use crate::proxy::body::Body;
+use crate::proxy::frontdoor::Target;
+use crate::proxy::stack::{BoxResponse, Downstream};
+
+/// Records each attempt in its group when discovery is on; passes through when it is off.
+#[derive(Clone)]
+pub struct Discover<S> {
+    discovery: Option<Arc<Discovery>>,
+    inner: S,
+}
+
+impl<S> Discover<S> {
+    pub fn new(discovery: Option<Arc<Discovery>>, inner: S) -> Self {
+        Discover { discovery, inner }
+    }
+}
+
+/// Counts the attempt out of its group's in-flight requests however it ends: answered, failed,
+/// or dropped with the client.
+struct InFlight(Group);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).done();
+    }
+}
+
+// === impl Discover ===
+
+impl<S> tower::Service<Request<Body>> for Discover<S>
+where
+    S: Downstream,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = BoxResponse;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let Some(discovery) = &self.discovery else {
+            return self.inner.call(req);
+        };
+        let route = req.extensions().get::<Target>().and_then(|t| t.route);
+        let group = discovery.group(route, req.method(), req.uri().path());
+        let token = req.headers().contains_key(http::header::AUTHORIZATION);
+        let level = group
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sent(Instant::now(), token);
+        let in_flight = InFlight(group);
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let res = answer.await?;
+            let read = Answer::read(res.status(), res.headers());
+            let mut tally = in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
+            tally.answered(&read, level, Instant::now());
+            drop(tally);
+            Ok(res)
+        })
+    }
+}
