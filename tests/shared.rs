@@ -9,6 +9,8 @@ mod support;
 mod concurrency;
 #[path = "shared/keys.rs"]
 mod keys;
+#[path = "shared/quota.rs"]
+mod quota;
 #[path = "shared/rate.rs"]
 mod rate;
 #[path = "shared/script.rs"]

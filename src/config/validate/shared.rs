@@ -69,10 +69,6 @@ fn shared_limits(errs: &mut Errors, section: bool, raw: Option<&Named<RawLimit>>
                 "a shared limit needs the `shared:` section (redis, key_prefix, key_secret_env)";
             errs.at(format!("limits.{}.shared", name.value), flag, msg);
         }
-        if limit.quota.is_some() {
-            let msg = "a quota cannot be shared yet; share a rate (rate x window + burst <= the platform's N) or keep the quota in-process";
-            errs.at(format!("limits.{}.shared", name.value), flag, msg);
-        }
         names.push(name.value.clone());
     }
     names

@@ -38,6 +38,7 @@ pub struct Store {
     conn: RwLock<Option<ConnectionManager>>,
     health: watch::Sender<Health>,
     gcra: redis::Script,
+    pub(super) quota: redis::Script,
     pub(super) stats: Stats,
 }
 
@@ -52,6 +53,7 @@ impl Store {
             conn: RwLock::new(None),
             health: watch::Sender::new(Health::Connecting),
             gcra: redis::Script::new(include_str!("gcra.lua")),
+            quota: redis::Script::new(include_str!("quota.lua")),
             stats: Stats::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
