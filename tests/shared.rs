@@ -15,6 +15,8 @@ mod quota;
 mod rate;
 #[path = "shared/script.rs"]
 mod script;
+#[path = "shared/tls.rs"]
+mod tls;
 #[path = "shared/unavailable.rs"]
 mod unavailable;
 
