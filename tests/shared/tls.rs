@@ -8,7 +8,9 @@ use super::*;
 
 #[tokio::test]
 async fn a_shared_limit_works_over_tls_with_a_private_ca() {
-    let Some(redis) = Redis::start_tls() else { return };
+    let Some(redis) = Redis::start_tls() else {
+        return;
+    };
     let up = start_counting().await;
     let cert = redis.tls_cert.as_ref().unwrap().display().to_string();
     let tls = format!("  tls: {{ ca_file: '{cert}' }}");
@@ -27,9 +29,45 @@ async fn a_shared_limit_works_over_tls_with_a_private_ca() {
 /// fallback applies), not as a silent plain-text connection.
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused() {
-    let Some(redis) = Redis::start_tls() else { return };
+    let Some(redis) = Redis::start_tls() else {
+        return;
+    };
     let up = start_counting().await;
     let limit = "{ rate: 2/min, mode: reject, shared: true }";
     let a = start_shared_any(&config(&redis, &up, limit, "")).await;
     wait_health(&a.limits, Health::Down).await;
+}
+
+#[test]
+fn the_tls_section_is_checked() {
+    set_secrets();
+    let dir = super::support::temp_dir("redis-tls-config");
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let parse = |url: &str, ca: &str| {
+        let yaml = format!(
+            "upstreams:\n  up: {{ base_url: 'http://127.0.0.1:1' }}\nshared:\n  redis: {url}\n  key_secret_env: {SECRET_ENV}\n  tls: {{ ca_file: '{ca}' }}\n"
+        );
+        pacer::Config::parse(&yaml, std::path::Path::new("."))
+    };
+    let text = |r: Result<pacer::Config, pacer::config::ConfigErrors>| r.unwrap_err().to_string();
+    let missing = dir.join("missing.pem").display().to_string();
+    let not_pem = not_pem.display().to_string();
+    let plain = text(parse("redis://127.0.0.1:6379/0", &not_pem));
+    assert!(
+        plain.contains("shared.tls.ca_file, line 6: applies to TLS only"),
+        "{plain}"
+    );
+    let gone = text(parse("rediss://127.0.0.1:6379/0", &missing));
+    assert!(
+        gone.contains("shared.tls.ca_file, line 6: cannot read"),
+        "{gone}"
+    );
+    let bad = text(parse("rediss://127.0.0.1:6379/0", &not_pem));
+    assert!(bad.contains("holds no PEM certificate"), "{bad}");
+    let yaml = format!(
+        "upstreams:\n  up: {{ base_url: 'http://127.0.0.1:1' }}\nshared:\n  redis: rediss://127.0.0.1:6379/0\n  key_secret_env: {SECRET_ENV}\n"
+    );
+    assert!(pacer::Config::parse(&yaml, std::path::Path::new(".")).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -126,7 +126,11 @@ fn tls_ca(
     let text = raw.tls.as_ref()?.ca_file.as_ref()?;
     let path = "shared.tls.ca_file";
     if url.is_some_and(|u| u.scheme() != "rediss") {
-        errs.at(path, text, "applies to TLS only; use a rediss:// URL in shared.redis");
+        errs.at(
+            path,
+            text,
+            "applies to TLS only; use a rediss:// URL in shared.redis",
+        );
         return None;
     }
     let file = readable_file(errs, path, text, base)?;
