@@ -61,6 +61,8 @@ pub struct SharedLimiter {
     pauses: Mutex<HashMap<LimitKey, Instant>>,
     /// Requests let through unshaped under `on_unavailable: allow`.
     unshaped: AtomicU64,
+    /// When this instance's last reservation in Redis goes (see `fallback.rs`).
+    reserved_until: Mutex<Option<Instant>>,
 }
 
 /// What `/status` adds for a shared limit.
@@ -89,6 +91,7 @@ impl SharedLimiter {
             queue_depth: Arc::new(AtomicUsize::new(0)),
             pauses: Mutex::new(HashMap::new()),
             unshaped: AtomicU64::new(0),
+            reserved_until: Mutex::new(None),
             store,
             config,
         });
@@ -163,7 +166,9 @@ impl SharedLimiter {
             armed: true,
         };
         self.queue_depth.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_micros(reply.wait)).await;
+        let until = Instant::now() + Duration::from_micros(reply.wait);
+        self.note_reserved(until);
+        tokio::time::sleep_until(until).await;
         held.armed = false;
     }
 
