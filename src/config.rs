@@ -347,6 +347,9 @@ pub struct SharedStore {
     pub instances: u32,
     /// Names of the limits with `shared: true`; the others stay in-process.
     pub limits: Vec<String>,
+    /// `shared.tls.ca_file`'s certificates (PEM): the only roots a `rediss://` Redis is
+    /// checked against when set; otherwise the public (webpki) roots.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl SharedStore {
@@ -371,6 +374,7 @@ impl std::fmt::Debug for SharedStore {
             .field("on_unavailable", &self.on_unavailable)
             .field("instances", &self.instances)
             .field("limits", &self.limits)
+            .field("tls_ca", &self.tls_ca.as_ref().map(|_| "<pem>"))
             .finish()
     }
 }

@@ -9,10 +9,14 @@ mod support;
 mod concurrency;
 #[path = "shared/keys.rs"]
 mod keys;
+#[path = "shared/quota.rs"]
+mod quota;
 #[path = "shared/rate.rs"]
 mod rate;
 #[path = "shared/script.rs"]
 mod script;
+#[path = "shared/tls.rs"]
+mod tls;
 #[path = "shared/unavailable.rs"]
 mod unavailable;
 

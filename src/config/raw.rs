@@ -185,6 +185,7 @@ pub struct RawShared {
     pub timeout: Option<Text>,
     pub on_unavailable: Option<Text>,
     pub instances: Option<Spanned<u64>>,
+    pub tls: Option<RawTls>,
 }
 
 /// A YAML map from user-chosen names (upstreams, limits), kept in file order.

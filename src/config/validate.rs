@@ -50,7 +50,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         admin: sections::admin(&mut errs, raw.admin.as_ref(), listen),
         intercept: sections::intercept(&mut errs, raw.intercept.as_ref(), base),
         proxy_auth: sections::proxy_auth(&mut errs, raw.proxy_auth.as_ref()),
-        shared: shared::shared(&mut errs, raw.shared.as_ref(), raw.limits.as_ref()),
+        shared: shared::shared(&mut errs, raw.shared.as_ref(), raw.limits.as_ref(), base),
         learn: learn::learn(&mut errs, raw.limits.as_ref()),
     };
     errs.finish(config)

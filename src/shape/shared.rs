@@ -10,11 +10,9 @@
 //! - `fallback.rs`: `on_unavailable` (local at `1/instances`, reject, allow).
 //! - `stats.rs`: call latency and errors, exported by `crate::metrics`.
 //!
-//! Window quotas (sliding-log limits) fit the same layout: a script of their own keeping the
-//! key's request times in a sorted set beside the bucket (`{prefix}:{limit}:{key}:log`, on
-//! Redis's clock), reading the same `params` hash and honouring the bucket's `pause` field, so
-//! live changes and shared Retry-After pauses apply to them unchanged; `admit` would call it
-//! where it calls `reserve` for a rate.
+//! - `quota.rs` and `quota.lua`: window quotas as reservations in a sorted-set log of release
+//!   times beside the bucket, on Redis's clock, reading the same `params` hash and honouring
+//!   the bucket's `pause` field, so live changes and shared Retry-After pauses apply alike.
 //!
 //! A cancelled wait (the client went away, or an earlier limit of the route failed) gives its
 //! reservation back when it is still the key's last one (the common case: nobody queued
@@ -26,6 +24,7 @@ mod fallback;
 pub mod gcra;
 mod lease;
 mod live;
+mod quota;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -39,8 +38,10 @@ pub use self::client::{Health, Store};
 use self::gcra::{Aimd, Op, Params, Reply};
 use self::lease::Leases;
 pub use self::lease::LEASE;
-use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit};
-use crate::config::{Limit, Mode, Rate};
+use super::{
+    Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, QuotaState,
+};
+use crate::config::{Limit, Mode, Quota, Rate};
 use crate::error::Error;
 
 /// A limit enforced through Redis for every instance that shares it.
@@ -52,12 +53,16 @@ pub struct SharedLimiter {
     /// The emission interval (µs) and burst in force, as last seen in Redis or set here.
     interval: AtomicU64,
     burst: AtomicU32,
+    /// The quota in force, as last seen in Redis or set here.
+    quota: Mutex<Option<Quota>>,
     leases: Option<Leases>,
     queue_depth: Arc<AtomicUsize>,
     /// Pauses this instance knows of, for [`Limiter::paused_until`] (which cannot ask Redis).
     pauses: Mutex<HashMap<LimitKey, Instant>>,
     /// Requests let through unshaped under `on_unavailable: allow`.
     unshaped: AtomicU64,
+    /// When this instance's last reservation in Redis goes (see `fallback.rs`).
+    reserved_until: Mutex<Option<Instant>>,
 }
 
 /// What `/status` adds for a shared limit.
@@ -79,12 +84,14 @@ impl SharedLimiter {
             fallback: super::LocalLimiter::new(fallback::share(&config, instances)),
             interval: AtomicU64::new(config.rate.map_or(0, interval_us)),
             burst: AtomicU32::new(config.burst.max(1)),
+            quota: Mutex::new(config.quota),
             leases: config
                 .concurrency
                 .map(|cap| Leases::new(store.clone(), &config.name, cap)),
             queue_depth: Arc::new(AtomicUsize::new(0)),
             pauses: Mutex::new(HashMap::new()),
             unshaped: AtomicU64::new(0),
+            reserved_until: Mutex::new(None),
             store,
             config,
         });
@@ -103,7 +110,7 @@ impl SharedLimiter {
         let deadline = start
             .checked_add(self.config.queue.max_wait)
             .map_or(req.deadline, |cap| cap.min(req.deadline));
-        if self.config.rate.is_some() {
+        if self.config.rate.is_some() || self.config.quota.is_some() {
             let Some(reply) = self.reserve(req.key, start, deadline).await? else {
                 return self.unavailable(req).await;
             };
@@ -138,7 +145,7 @@ impl SharedLimiter {
             _ => 0,
         };
         let op = Op::Reserve { max_wait };
-        let Ok(reply) = self.gcra(key, op).await else {
+        let Ok(reply) = self.script(key, op).await else {
             return Ok(None);
         };
         if !reply.granted {
@@ -159,7 +166,9 @@ impl SharedLimiter {
             armed: true,
         };
         self.queue_depth.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_micros(reply.wait)).await;
+        let until = Instant::now() + Duration::from_micros(reply.wait);
+        self.note_reserved(until);
+        tokio::time::sleep_until(until).await;
         held.armed = false;
     }
 
@@ -178,17 +187,34 @@ impl SharedLimiter {
         }
     }
 
-    /// A GCRA call with this limit's parameters; notes any pause it reports.
-    async fn gcra(&self, key: LimitKey, op: Op) -> Result<Reply, client::Unavailable> {
-        let reply = (self.store)
-            .gcra(&self.config.name, key.0, self.params(), op)
-            .await?;
-        self.interval.store(reply.interval, Ordering::Relaxed);
+    /// A call of this limit's script (quota or GCRA); notes any pause it reports.
+    async fn script(&self, key: LimitKey, op: Op) -> Result<Reply, client::Unavailable> {
+        let reply = self.call(key, op).await?;
+        if self.config.rate.is_some() {
+            self.interval.store(reply.interval, Ordering::Relaxed);
+        }
         if reply.paused_for > 0 {
             let until = Instant::now() + Duration::from_micros(reply.paused_for);
             self.note_pause(key, until);
         }
         Ok(reply)
+    }
+
+    /// The script call for `op`, owning what it needs (so it can run after `self` is gone).
+    fn call(
+        &self,
+        key: LimitKey,
+        op: Op,
+    ) -> impl std::future::Future<Output = Result<Reply, client::Unavailable>> + Send + 'static
+    {
+        let (store, name, params) = (self.store.clone(), self.config.name.clone(), self.params());
+        let quota = self.config.quota;
+        async move {
+            match quota {
+                Some(q) => store.quota(&name, key.0, q, op).await,
+                None => store.gcra(&name, key.0, params, op).await,
+            }
+        }
     }
 
     fn refused(&self, retry_after: Option<Duration>) -> Error {
@@ -248,12 +274,14 @@ impl Limiter for SharedLimiter {
         if self.config.mode == Mode::Observe {
             return;
         }
-        let (store, name, params) = (self.store.clone(), self.config.name.clone(), self.params());
-        let op = Op::Pause {
-            retry_after: micros(retry_after),
-        };
+        let call = self.call(
+            key,
+            Op::Pause {
+                retry_after: micros(retry_after),
+            },
+        );
         spawn(async move {
-            let _ = store.gcra(&name, key.0, params, op).await;
+            let _ = call.await;
         });
     }
 
@@ -269,6 +297,11 @@ impl Limiter for SharedLimiter {
         state.effective_rate = (interval > 0).then(|| 1e6 / interval as f64);
         state.burst = self.burst.load(Ordering::Relaxed);
         state.concurrency = self.leases.as_ref().map(Leases::cap);
+        state.quota = self.quota().map(|q| QuotaState {
+            count: q.count,
+            window_ms: q.window.as_millis() as u64,
+            margin_ms: q.margin.as_millis() as u64,
+        });
         let local = self.leases.as_ref().map_or(0, Leases::held);
         state.in_flight += local;
         state.queue_depth += self.queue_depth.load(Ordering::Relaxed);
@@ -294,7 +327,11 @@ impl Limiter for SharedLimiter {
         if let (Some(leases), Some(cap)) = (&self.leases, update.concurrency) {
             leases.set_cap(cap);
         }
+        if let Some(q) = update.quota {
+            self.set_quota(Some(q));
+        }
         // Only what the change names: the rest (and an AIMD cut) stays as Redis has it.
+        let quota = update.quota.map(quota::live_fields).into_iter().flatten();
         let fields: Vec<(&'static str, u64)> = [
             ("interval", update.rate.map(interval_us)),
             ("burst", update.burst.map(u64::from)),
@@ -302,6 +339,7 @@ impl Limiter for SharedLimiter {
         ]
         .into_iter()
         .filter_map(|(f, v)| Some((f, v?)))
+        .chain(quota)
         .collect();
         if fields.is_empty() {
             return Ok(self.state());
@@ -336,10 +374,9 @@ impl Drop for Reserved<'_> {
         if !self.armed {
             return;
         }
-        let (store, name, key) = (l.store.clone(), l.config.name.clone(), self.key.0);
-        let (params, op) = (l.params(), Op::Release { tat: self.tat });
+        let call = l.call(self.key, Op::Release { tat: self.tat });
         spawn(async move {
-            let _ = store.gcra(&name, key, params, op).await;
+            let _ = call.await;
         });
     }
 }

@@ -123,3 +123,52 @@ async fn pacer_starts_without_redis_and_shares_once_it_answers() {
     wait_health(&inst.limits, Health::Up).await;
     assert_eq!(statuses(&inst, 1).await, [200]);
 }
+
+/// Requests already queued in Redis keep their reserved times when Redis goes away; the local
+/// fallback starts after the last of them, so the two never add up above the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_starts_after_the_queue_reserved_in_redis() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let up = start_counting().await;
+    let limit = "{ rate: 10/s, burst: 1, shared: true, queue: { max_wait: 10s } }";
+    let inst = start_shared(&config(&redis, &up, limit, "")).await;
+    let c = client();
+    let start = std::time::Instant::now();
+    let queued: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, url) = (c.clone(), inst.url("/q"));
+            tokio::spawn(async move {
+                send(&c, request("GET", &url).body(Full::default()).unwrap())
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    // All ten reserved (the first goes at once), the last 0.9 s from now.
+    for _ in 0..200 {
+        if !up.arrivals().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    redis.kill();
+    let late = send(
+        &c,
+        request("GET", &inst.url("/late"))
+            .body(Full::default())
+            .unwrap(),
+    );
+    assert_eq!(late.await.0, 200);
+    let answered = start.elapsed();
+    assert!(
+        answered >= Duration::from_millis(850),
+        "the fallback let a request go {answered:?} after the start, before the queue reserved in Redis"
+    );
+    for q in queued {
+        assert_eq!(q.await.unwrap(), 200);
+    }
+    assert_eq!(up.arrivals().len(), 11);
+}

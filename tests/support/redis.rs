@@ -17,11 +17,22 @@ pub struct Redis {
     cli: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
+    /// With TLS only (`--tls-port`): the self-signed certificate (PEM), also the CA to trust.
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl Redis {
     /// Starts a server, or returns None after saying loudly why the test is skipped.
     pub fn start() -> Option<Redis> {
+        Redis::start_with(false)
+    }
+
+    /// A server that speaks TLS only, with a self-signed certificate for 127.0.0.1 made here.
+    pub fn start_tls() -> Option<Redis> {
+        Redis::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Redis> {
         let server = find("redis-server")?;
         let cli = find("redis-cli")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -34,19 +45,60 @@ impl Redis {
             cli,
             dir: super::temp_dir("redis"),
             child: None,
+            tls_cert: None,
         };
+        if tls {
+            redis.tls_cert = Some(redis.make_cert());
+        }
         redis.restart();
         Some(redis)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match self.tls_cert {
+            Some(_) => format!("rediss://127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    /// Writes `cert.pem` and `key.pem` into the server's directory; returns the certificate.
+    fn make_cert(&self) -> PathBuf {
+        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let certified = rcgen::generate_simple_self_signed(names).unwrap();
+        let (cert, key) = (self.dir.join("cert.pem"), self.dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        cert
+    }
+
+    /// `--port P`, or for TLS `--port 0 --tls-port P` with the certificate.
+    fn port_args(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        let Some(cert) = &self.tls_cert else {
+            return vec!["--port".into(), port];
+        };
+        let key = self.dir.join("key.pem");
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            &cert.to_string_lossy(),
+            "--tls-key-file",
+            &key.to_string_lossy(),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// Starts the server again on the same port (after [`Redis::kill`]) and waits for it.
     pub fn restart(&mut self) {
         let child = Command::new(&self.server)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.port_args())
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -77,7 +129,11 @@ impl Redis {
 
     /// Runs `redis-cli` against this server and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.cli)
+        let mut cmd = Command::new(&self.cli);
+        if let Some(cert) = &self.tls_cert {
+            cmd.arg("--tls").arg("--cacert").arg(cert);
+        }
+        let out = cmd
             .args(["-p", &self.port.to_string(), "--raw"])
             .args(args)
             .stdin(Stdio::null())

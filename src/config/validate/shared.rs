@@ -1,7 +1,9 @@
 //! `shared`: the Redis that shared limits keep their state in, and `shared: true` on limits.
 
+use std::path::Path;
 use std::time::Duration;
 
+use super::upstream::readable_file;
 use super::{number, positive_duration, Errors};
 use crate::config::raw::{Named, RawLimit, RawShared, Text};
 use crate::config::{OnUnavailable, SharedStore};
@@ -18,6 +20,7 @@ pub(super) fn shared(
     errs: &mut Errors,
     raw: Option<&RawShared>,
     limits: Option<&Named<RawLimit>>,
+    base: &Path,
 ) -> Option<SharedStore> {
     let names = shared_limits(errs, raw.is_some(), limits);
     let raw = raw?;
@@ -45,6 +48,7 @@ pub(super) fn shared(
         DEFAULT_TIMEOUT,
     );
     let on_unavailable = on_unavailable(errs, raw.on_unavailable.as_ref());
+    let tls_ca = tls_ca(errs, raw, redis.as_ref(), base);
     Some(SharedStore {
         redis: redis?,
         key_prefix,
@@ -53,6 +57,7 @@ pub(super) fn shared(
         on_unavailable,
         instances: instances as u32,
         limits: names,
+        tls_ca,
     })
 }
 
@@ -67,10 +72,6 @@ fn shared_limits(errs: &mut Errors, section: bool, raw: Option<&Named<RawLimit>>
         if !section {
             let msg =
                 "a shared limit needs the `shared:` section (redis, key_prefix, key_secret_env)";
-            errs.at(format!("limits.{}.shared", name.value), flag, msg);
-        }
-        if limit.quota.is_some() {
-            let msg = "a quota cannot be shared yet; share a rate (rate x window + burst <= the platform's N) or keep the quota in-process";
             errs.at(format!("limits.{}.shared", name.value), flag, msg);
         }
         names.push(name.value.clone());
@@ -95,17 +96,12 @@ fn redis_url(errs: &mut Errors, raw: &RawShared) -> Option<url::Url> {
         }
     };
     match url.scheme() {
-        "redis" if url.has_host() => {}
-        "rediss" => {
-            let msg = "TLS to Redis (rediss://) is not built into this pacer; use redis:// on a trusted network or a TLS sidecar";
-            errs.at("shared.redis", text, msg);
-            return None;
-        }
+        "redis" | "rediss" if url.has_host() => {}
         _ => {
             errs.at(
                 "shared.redis",
                 text,
-                "must be redis://HOST[:PORT][/DB], e.g. redis://127.0.0.1:6379/0",
+                "must be redis://HOST[:PORT][/DB] or rediss:// for TLS, e.g. redis://127.0.0.1:6379/0",
             );
             return None;
         }
@@ -117,6 +113,41 @@ fn redis_url(errs: &mut Errors, raw: &RawShared) -> Option<url::Url> {
         }
     }
     Some(url)
+}
+
+/// `shared.tls.ca_file`: PEM certificates to check a `rediss://` Redis against (a private CA or
+/// a self-signed certificate), read and checked now so a bad file is an error with its line.
+fn tls_ca(
+    errs: &mut Errors,
+    raw: &RawShared,
+    url: Option<&url::Url>,
+    base: &Path,
+) -> Option<Vec<u8>> {
+    let text = raw.tls.as_ref()?.ca_file.as_ref()?;
+    let path = "shared.tls.ca_file";
+    if url.is_some_and(|u| u.scheme() != "rediss") {
+        errs.at(
+            path,
+            text,
+            "applies to TLS only; use a rediss:// URL in shared.redis",
+        );
+        return None;
+    }
+    let file = readable_file(errs, path, text, base)?;
+    let pem = std::fs::read(&file).ok()?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<Vec<_>, _>>();
+    match certs {
+        Ok(c) if !c.is_empty() => Some(pem),
+        Ok(_) => {
+            let msg = format!("{} holds no PEM certificate", file.display());
+            errs.at(path, text, msg);
+            None
+        }
+        Err(e) => {
+            errs.at(path, text, format!("{}: not PEM ({e})", file.display()));
+            None
+        }
+    }
 }
 
 /// The secret itself is never part of a message.

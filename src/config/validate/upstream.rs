@@ -254,7 +254,12 @@ fn valid_host(host: &str) -> bool {
 }
 
 /// A file that must exist now, resolved against the config file's directory.
-fn readable_file(errs: &mut Errors, path: &str, raw: &Text, base: &Path) -> Option<PathBuf> {
+pub(super) fn readable_file(
+    errs: &mut Errors,
+    path: &str,
+    raw: &Text,
+    base: &Path,
+) -> Option<PathBuf> {
     if raw.value.trim().is_empty() {
         errs.at(path, raw, "must not be empty");
         return None;

@@ -38,6 +38,7 @@ pub struct Store {
     conn: RwLock<Option<ConnectionManager>>,
     health: watch::Sender<Health>,
     gcra: redis::Script,
+    pub(super) quota: redis::Script,
     pub(super) stats: Stats,
 }
 
@@ -52,6 +53,7 @@ impl Store {
             conn: RwLock::new(None),
             health: watch::Sender::new(Health::Connecting),
             gcra: redis::Script::new(include_str!("gcra.lua")),
+            quota: redis::Script::new(include_str!("quota.lua")),
             stats: Stats::default(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -217,7 +219,17 @@ impl Store {
     }
 
     async fn connect(&self) -> redis::RedisResult<()> {
-        let client = redis::Client::open(self.config.redis.as_str())?;
+        let url = self.config.redis.as_str();
+        let client = match &self.config.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         // Reconnects are quick and few: requests do not wait for them (they fall back), and
         // the health check tries again every CHECK_EVERY.
         let cfg = ConnectionManagerConfig::new()

@@ -1,7 +1,10 @@
 //! `on_unavailable`: what a shared limit does while Redis does not answer.
 //!
 //! `local` enforces the limit in this process at `1/instances` of it (rate, burst and cap), so
-//! the fleet together stays near the limit; `reject` answers 503 `pacer.shared.unavailable`;
+//! the fleet together stays near the limit. It starts after the last reservation this instance
+//! made in Redis: requests already queued there still go at the shared rate, and local
+//! admissions on top of them would exceed the limit (a fallback under a long queue did: 150 in
+//! one second for a 50/s limit); `reject` answers 503 `pacer.shared.unavailable`;
 //! `allow` lets requests through unshaped and counts them. Which one applies follows the store's
 //! health, which the background check returns to `Up` when Redis answers again.
 
@@ -18,7 +21,16 @@ impl SharedLimiter {
     /// Serves a request while Redis is unavailable.
     pub(super) async fn unavailable(&self, req: Acquire) -> Result<Permit, Error> {
         match self.store.config.on_unavailable {
-            OnUnavailable::Local => self.fallback.acquire(req).await,
+            OnUnavailable::Local => {
+                if let Some(until) = self.reserved_until() {
+                    if until > req.deadline {
+                        let now = tokio::time::Instant::now();
+                        return Err(self.refused(Some(until.saturating_duration_since(now))));
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
+                self.fallback.acquire(req).await
+            }
             OnUnavailable::Reject => Err(Error::SharedUnavailable {
                 limit: self.config.name.clone(),
             }),
@@ -27,6 +39,26 @@ impl SharedLimiter {
                 Ok(Permit::free(Duration::ZERO))
             }
         }
+    }
+}
+
+impl SharedLimiter {
+    /// Notes that a reservation of this instance goes at `until`.
+    pub(super) fn note_reserved(&self, until: tokio::time::Instant) {
+        let mut last = self
+            .reserved_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *last = Some(last.map_or(until, |t| t.max(until)));
+    }
+
+    /// When the last reservation this instance made in Redis goes, if still ahead.
+    fn reserved_until(&self) -> Option<tokio::time::Instant> {
+        let last = *self
+            .reserved_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        last.filter(|t| *t > tokio::time::Instant::now())
     }
 }
 

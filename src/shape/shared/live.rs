@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::client::Health;
 use super::gcra::{self, Live};
+use super::quota;
 use super::SharedLimiter;
 
 /// How often an instance reads the live rate back from Redis, so `/status` everywhere shows a
@@ -21,6 +22,7 @@ impl SharedLimiter {
         let key = self.store.params_key(&self.config.name);
         type Read = (
             (Option<u64>, Option<u64>, Option<f64>, Option<u64>),
+            (Option<u64>, Option<u64>, Option<u64>),
             (u64, u64),
         );
         let read = self
@@ -30,14 +32,21 @@ impl SharedLimiter {
                     .cmd("HMGET")
                     .arg(&key)
                     .arg(&["interval", "burst", "cut_to", "cut_at"])
+                    .cmd("HMGET")
+                    .arg(&key)
+                    .arg(&["quota_count", "quota_window", "quota_margin"])
                     .cmd("TIME")
                     .query_async::<Read>(&mut c)
                     .await
             })
             .await;
-        let Ok(((interval, burst, cut_to, cut_at), (secs, micros))) = read else {
+        let Ok(((interval, burst, cut_to, cut_at), (count, window, margin), (secs, micros))) = read
+        else {
             return;
         };
+        if let Some(q) = quota::from_live(count, window, margin) {
+            self.set_quota(Some(q));
+        }
         let live = Live {
             interval,
             burst,
