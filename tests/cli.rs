@@ -152,7 +152,7 @@ fn check_describes_the_config_in_its_own_words() {
     let out = pacer(&["check", "--config", &example("genesys.yaml")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("limit per-token: rate 300/min, burst 10, key token, mode queue"),
+        stdout.contains("limit per-token: quota 300 per 60s (margin 600ms; no window of 60s holds more than 300), key token, mode queue"),
         "{stdout}"
     );
     for debug in ["None", "Some(", "Token", "Queue", "[\""] {
@@ -296,4 +296,22 @@ fn sigterm_stops_worker_threads_and_exits_0() {
         "{}",
         rest.join("\n")
     );
+}
+
+#[test]
+fn check_describes_learning_and_its_ceiling() {
+    let path = scratch_file(
+        "check-learn",
+        "learn.yaml",
+        "upstreams: {genesys: {region: us-east-1}}\nlimits:\n  a: {learn: true, key: token}\n  b: {rate: 5/s, learn: {headroom: 7%}}\n",
+    );
+    let out = pacer(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "limit a: no rate, learns from the API's rate-limit headers (quota / window less 5% headroom; no ceiling",
+        "less 7% headroom; the rate stays a ceiling",
+    ] {
+        assert!(stdout.contains(part), "{part:?} not in {stdout}");
+    }
 }
