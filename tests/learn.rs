@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "learn/options.rs"]
+mod options;
+
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -77,8 +80,13 @@ async fn offer(pacer: &Running, mock: &Running, per_second: u32, length: Duratio
 /// Twice the advertised limit for 20 s: no 429 from the first request on, only 200s for the
 /// clients, and at least 95% of the advertised 100 requests in 20 s through.
 async fn learns_from(family: HeaderFamily) {
+    learns_with(family, LEARN).await;
+}
+
+/// [`learns_from`] with the config `yaml`; what the run saw.
+async fn learns_with(family: HeaderFamily, yaml: &str) -> Run {
     let mock = start_mock(platform(family)).await;
-    let pacer = start_pacer(LEARN, mock.addr).await;
+    let pacer = start_pacer(yaml, mock.addr).await;
     let run = offer(&pacer, &mock, 10, Duration::from_secs(20)).await;
     assert_eq!(run.throttled, 0, "{family:?}: upstream 429s");
     assert!(
@@ -94,6 +102,7 @@ async fn learns_from(family: HeaderFamily) {
         "{family:?}: {} of the advertised 100 in 20 s",
         run.accepted_in_offer
     );
+    run
 }
 
 #[tokio::test(start_paused = true)]
