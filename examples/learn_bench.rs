@@ -5,7 +5,7 @@
 //!
 //! - pacer with `learn: true` and no rate (it reads the limit from the headers),
 //! - pacer with `quota: N/W` (the API's exact number, written by hand),
-//! - pacer with `rate: N/W` (the same number as a rate, burst 1),
+//! - pacer with `rate: N/W` (the same number as a rate, burst 1; written per minute),
 //! - pacer with AIMD only: `rate: 2N/W, adaptive: true` (the offered rate, cut by 429s).
 //!
 //! Reports per contender: client 200s and 429s, API 429s, and the utilisation of the API's
@@ -57,10 +57,13 @@ async fn main() -> anyhow::Result<()> {
     let contenders = [
         ("pacer learn: true".to_owned(), "learn: true".to_owned()),
         (format!("pacer quota: {n}/{w}s"), format!("quota: {n}/{w}s")),
-        (format!("pacer rate: {n}/{w}s"), format!("rate: {n}/{w}s")),
         (
-            format!("pacer rate: {}/{w}s adaptive", 2 * n),
-            format!("rate: {}/{w}s, adaptive: true", 2 * n),
+            format!("pacer rate: {}", rate(n, w)),
+            format!("rate: {}", rate(n, w)),
+        ),
+        (
+            format!("pacer rate: {} adaptive", rate(2 * n, w)),
+            format!("rate: {}, adaptive: true", rate(2 * n, w)),
         ),
     ];
     for (name, limit) in contenders {
@@ -83,6 +86,17 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `n` per `w` seconds as a rate (a rate's period is s, min or h): per minute when that is
+/// whole, else per hour (rounded down, so never above the API's number).
+fn rate(n: u32, w: u64) -> String {
+    let n = u64::from(n);
+    if n * 60 % w == 0 {
+        format!("{}/min", n * 60 / w)
+    } else {
+        format!("{}/h", n * 3600 / w)
+    }
 }
 
 async fn start_mock(api: Contract) -> anyhow::Result<std::net::SocketAddr> {
