@@ -259,10 +259,7 @@ pub fn describe(config: &Config) -> String {
             .map(|c| format!(", concurrency {c}"))
             .unwrap_or_default();
         let cap = match config.learn_for(&l.name) {
-            Some(learn) => format!(
-                "{cap}, learns from rate-limit headers (headroom {}%)",
-                learn.headroom * 100.0
-            ),
+            Some(learn) => format!("{cap}, {}", crate::shape::describe_learn(l, learn)),
             None => cap,
         };
         let _ = writeln!(

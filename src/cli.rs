@@ -75,9 +75,11 @@ pub enum Command {
         /// Optional mock config (per-route limits, Retry-After misbehaviour, TLS).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Which rate-limit headers answers carry; overrides the config's `ratelimit_headers`.
-        /// The platform sends genesys (`inin-ratelimit-*`).
-        #[arg(long, value_enum)]
+        /// Rate-limit headers sent: genesys, x, ietf, ietf-structured or none
+        // Overrides the config's `ratelimit_headers`; genesys (`inin-ratelimit-*`) is what the
+        // platform sends. Kept short and the values unlisted by clap: a longer help, or values
+        // with help of their own, would push every option's help onto the next line.
+        #[arg(long, value_enum, hide_possible_values = true, value_name = "FAMILY")]
         ratelimit_headers: Option<crate::mock::HeaderFamily>,
     },
     /// Manage the CA pacer signs intercepted HTTPS with (the config's `intercept:` section).

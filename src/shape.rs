@@ -185,6 +185,23 @@ pub fn describe_pace(limit: &crate::config::Limit) -> String {
     }
 }
 
+/// How a limit with `learn:` learns, for `pacer check`: what it paces to, and what a configured
+/// rate or quota becomes.
+pub fn describe_learn(limit: &crate::config::Limit, learn: crate::config::Learn) -> String {
+    let ceiling = match (limit.quota, limit.rate) {
+        (Some(_), Some(_)) => "the quota and the rate stay ceilings",
+        (Some(_), None) => "the quota stays a ceiling",
+        (None, Some(_)) => "the rate stays a ceiling, and is the pace while the API says nothing",
+        (None, None) => "no ceiling: what the API says is the limit",
+    };
+    // Rounded to a tenth of a percent: 0.07 x 100 is 7.000000000000001.
+    let headroom = (learn.headroom * 1000.0).round() / 10.0;
+    format!(
+        "learns from the API's rate-limit headers (quota / window less {headroom}% headroom; \
+         {ceiling}; one request per key until its first answer)"
+    )
+}
+
 /// One named limit, enforced per key.
 pub trait Limiter: Send + Sync + 'static {
     fn name(&self) -> &str;

@@ -306,3 +306,21 @@ fn sigterm_stops_worker_threads_and_exits_0() {
         rest.join("\n")
     );
 }
+
+#[test]
+fn check_describes_learning_and_its_ceiling() {
+    let path = scratch_file(
+        "check-learn",
+        "learn.yaml",
+        "upstreams: {genesys: {region: us-east-1}}\nlimits:\n  a: {learn: true, key: token}\n  b: {rate: 5/s, learn: {headroom: 7%}}\n",
+    );
+    let out = pacer(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "limit a: no rate, learns from the API's rate-limit headers (quota / window less 5% headroom; no ceiling",
+        "less 7% headroom; the rate stays a ceiling",
+    ] {
+        assert!(stdout.contains(part), "{part:?} not in {stdout}");
+    }
+}

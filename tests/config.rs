@@ -64,6 +64,8 @@ fn with(extra: &[&str]) -> Vec<String> {
 }
 
 // The crate root is this file, so the section files are named explicitly.
+#[path = "config/learn.rs"]
+mod learn;
 #[path = "config/limits.rs"]
 mod limits;
 #[path = "config/routes.rs"]

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "learn/options.rs"]
+mod options;
+
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -77,8 +80,13 @@ async fn offer(pacer: &Running, mock: &Running, per_second: u32, length: Duratio
 /// Twice the advertised limit for 20 s: no 429 from the first request on, only 200s for the
 /// clients, and at least 95% of the advertised 100 requests in 20 s through.
 async fn learns_from(family: HeaderFamily) {
+    learns_with(family, LEARN).await;
+}
+
+/// [`learns_from`] with the config `yaml`; what the run saw.
+async fn learns_with(family: HeaderFamily, yaml: &str) -> Run {
     let mock = start_mock(platform(family)).await;
-    let pacer = start_pacer(LEARN, mock.addr).await;
+    let pacer = start_pacer(yaml, mock.addr).await;
     let run = offer(&pacer, &mock, 10, Duration::from_secs(20)).await;
     assert_eq!(run.throttled, 0, "{family:?}: upstream 429s");
     assert!(
@@ -94,6 +102,7 @@ async fn learns_from(family: HeaderFamily) {
         "{family:?}: {} of the advertised 100 in 20 s",
         run.accepted_in_offer
     );
+    run
 }
 
 #[tokio::test(start_paused = true)]
@@ -195,16 +204,17 @@ routes:
   - { match: '* /api/v2/**', limits: [per-token] }
 ";
 
-/// Offers 10/s for 10 s through the ceiling to an API that lies: no second ever holds more than
-/// the ceiling lets go, and no gap between releases is longer than `longest` (the longest reset
-/// the lies told, or the ceiling's own interval).
-async fn stays_sane(lie: Lie, longest: Duration) {
+/// Offers `count` requests at 10/s through the ceiling to an API that lies: every client gets a
+/// 200, no second ever holds more than the ceiling lets go, and no gap between releases is
+/// longer than `longest` (the longest reset the lies told, or the ceiling's own interval).
+/// Hands back when each request reached the API.
+async fn stays_sane(lie: Lie, count: usize, longest: Duration) -> Vec<Instant> {
     let liar = Liar::start(lie).await;
     let pacer = start_pacer(&CEILING.replace("{liar}", "{mock}"), liar.addr).await;
     let client = client();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut tasks = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..count {
         tick.tick().await;
         let req = request("GET", &pacer.url("/api/v2/users"))
             .header("authorization", "Bearer agent-1")
@@ -219,7 +229,7 @@ async fn stays_sane(lie: Lie, longest: Duration) {
         assert_eq!(t.await.unwrap(), 200);
     }
     let arrivals = liar.arrivals.lock().unwrap().clone();
-    assert_eq!(arrivals.len(), 100);
+    assert_eq!(arrivals.len(), count);
     for (i, at) in arrivals.iter().enumerate() {
         // rate 5/s with a bucket of 1: at most 5 in any second, plus the one at its start.
         let within = arrivals[i..]
@@ -229,7 +239,11 @@ async fn stays_sane(lie: Lie, longest: Duration) {
         assert!(within <= 6, "{within} releases in one second from #{i}");
     }
     let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(gap <= longest + Duration::from_millis(50), "stalled {gap:?}");
+    assert!(
+        gap <= longest + Duration::from_millis(50),
+        "stalled {gap:?}"
+    );
+    arrivals
 }
 
 fn genesys(allowed: &str, count: &str, reset: &str) -> Vec<(&'static str, String)> {
@@ -240,17 +254,31 @@ fn genesys(allowed: &str, count: &str, reset: &str) -> Vec<(&'static str, String
     ]
 }
 
-/// remaining falls to 1, then "rises" to 30 in the same window: the budget keeps the lower.
+/// Every fourth answer says 1 left for 2 s, the others that 30 are left: the budget keeps the
+/// lower, so after each "1 left" one more request goes and the next waits (believing the 30
+/// would send it at the ceiling's 200 ms) until the window ends: the earliest end any answer in
+/// it told, never later than the 2 s the "1 left" said.
 #[tokio::test(start_paused = true)]
 async fn remaining_that_rises_mid_window_is_not_believed_and_the_stall_ends_at_the_reset() {
-    stays_sane(
+    let arrivals = stays_sane(
         |n| match n % 4 {
             0 => genesys("30", "29", "2"),
             _ => genesys("30", "0", "2"),
         },
+        20,
         Duration::from_secs(2),
     )
     .await;
+    for told in (0..arrivals.len() - 2).step_by(4) {
+        let stall = arrivals[told + 2] - arrivals[told + 1];
+        let since = arrivals[told + 2] - arrivals[told];
+        assert!(
+            stall >= Duration::from_secs(1) && since <= Duration::from_millis(2050),
+            "#{told} said 1 left for 2 s; #{} went {stall:?} after #{}, {since:?} after it",
+            told + 2,
+            told + 1,
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,6 +291,7 @@ async fn a_reset_in_the_past_does_not_stall() {
                 ("x-ratelimit-reset", "1000000001".to_owned()),
             ]
         },
+        100,
         Duration::from_millis(200),
     )
     .await;
@@ -276,6 +305,7 @@ async fn negative_huge_and_garbage_values_count_as_absent() {
             1 => genesys("30", "30", "99999999999"),
             _ => genesys("soon", "many", "later"),
         },
+        100,
         Duration::from_millis(200),
     )
     .await;

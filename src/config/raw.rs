@@ -97,7 +97,15 @@ pub enum RawLearn {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLearnSettings {
-    pub headroom: Option<Spanned<f64>>,
+    pub headroom: Option<Spanned<RawShare>>,
+}
+
+/// A share written `5%`, or as a fraction (`0.05`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawShare {
+    Fraction(f64),
+    Percent(String),
 }
 
 #[derive(Debug, Deserialize)]

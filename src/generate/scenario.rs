@@ -18,7 +18,7 @@ use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
 use crate::config::{ConfigError, ConfigErrors};
 
-pub use self::raw::{parse_rate, MAX_RATE};
+pub use self::raw::{parse_percent, parse_rate, MAX_RATE};
 
 /// A validated scenario.
 #[derive(Debug, Clone)]

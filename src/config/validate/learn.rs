@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{join, Errors};
-use crate::config::raw::{Named, RawLearn, RawLimit};
+use crate::config::raw::{Named, RawLearn, RawLimit, RawShare};
 use crate::config::Learn;
 
 /// The largest headroom: above it a learned rate would waste most of what the API allows.
@@ -36,17 +36,30 @@ pub(super) fn learn(
         let mut learn = Learn::default();
         if let Some(RawLearn::Settings(settings)) = &raw.learn {
             if let Some(h) = &settings.headroom {
-                // Written so that NaN fails the comparison.
-                if (0.0..=MAX_HEADROOM).contains(&h.value) {
-                    learn.headroom = h.value;
-                } else {
-                    let msg =
-                        format!("must be a fraction from 0 to {MAX_HEADROOM} (e.g. 0.05 for 5%)");
-                    errs.at(join(&path, "headroom"), h, msg);
+                match headroom(&h.value) {
+                    Ok(share) => learn.headroom = share,
+                    Err(msg) => errs.at(join(&path, "headroom"), h, msg),
                 }
             }
         }
         out.insert(name.value.clone(), learn);
     }
     out
+}
+
+/// `5%` or `0.05`, from 0 to [`MAX_HEADROOM`].
+fn headroom(raw: &RawShare) -> Result<f64, String> {
+    let share = match raw {
+        RawShare::Fraction(f) => *f,
+        RawShare::Percent(text) => crate::generate::scenario::parse_percent(text)?,
+    };
+    // Written so that NaN fails the comparison.
+    if (0.0..=MAX_HEADROOM).contains(&share) {
+        Ok(share)
+    } else {
+        Err(format!(
+            "must be from 0% to {}% (e.g. 5%, or 0.05)",
+            MAX_HEADROOM * 100.0
+        ))
+    }
 }

@@ -11,8 +11,10 @@
 //! With a quota and a window known (the window is advertised by the IETF families, and is
 //! otherwise the longest reset seen), the key is also **paced**: quota / window less the
 //! headroom, with a bucket of headroom x quota (at least 1), so releases spread over the window
-//! and the window is still filled (rate x window + bucket >= quota). A configured rate is a
-//! ceiling by construction: its own bucket still has to let each release go.
+//! and the window is still filled (rate x window + bucket >= quota): the bucket is full again
+//! at the start of each window. A configured rate or quota
+//! is a ceiling by construction: its own bucket or sliding log still has to let each release go
+//! (`gate.rs` asks learning first, then the quota, then the bucket).
 //!
 //! Until a key's first answer, one request of it is out at a time: the API has not said its
 //! limit yet, and a flood before the first answer is what draws the first 429.
@@ -191,6 +193,13 @@ impl Learned {
             }),
             _ => None,
         };
+        // A new window is a new allowance: the pace's bucket starts it full, so one window takes
+        // bucket + rate x window = the whole quota. Carried over, the pace alone would cap a
+        // busy key at quota / window less the headroom (95% by default) however the windows
+        // fall; the budget, not the pace, is what keeps the window within its quota.
+        if let Some(p) = &mut self.pace {
+            p.tat = p.tat.min(now);
+        }
     }
 
     /// The window: as advertised, else the longest reset lately seen.
