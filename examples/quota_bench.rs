@@ -42,12 +42,17 @@ async fn main() -> anyhow::Result<()> {
          offered {} /s each for {run_for:?}",
         2.0 * f64::from(PER_WINDOW) / WINDOW.as_secs_f64()
     );
-    println!("contender            client 200  client 429  API 429  utilisation  run");
+    println!("contender            client 200  client 429  errors  API 429  utilisation  run");
+    // BENCH_ONLY=nginx (any part of a contender's name) runs only the matching contenders.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for contender in [
         "pacer quota: 30/6s",
         "pacer rate: 270/min",
         "nginx limit_req 5r/s",
-    ] {
+    ]
+    .into_iter()
+    .filter(|c| c.contains(only.as_str()))
+    {
         let mock = start_mock().await?;
         let (url, _guard) = match start(contender, mock).await? {
             Some(started) => started,
@@ -65,10 +70,12 @@ async fn main() -> anyhow::Result<()> {
         let stats = mock_stats(mock).await?;
         let ok = statuses.iter().filter(|&&s| s == 200).count();
         let refused = statuses.iter().filter(|&&s| s == 429).count();
+        // No answer at all (connection refused, reset or closed): a 0 in `offer`.
+        let errors = statuses.iter().filter(|&&s| s == 0).count();
         let allowed =
             tokens as f64 * f64::from(PER_WINDOW) * run_for.as_secs_f64() / WINDOW.as_secs_f64();
         println!(
-            "{contender:<20} {ok:>10}  {refused:>10}  {:>7}  {:>10.1}%  {:.0}s",
+            "{contender:<20} {ok:>10}  {refused:>10}  {errors:>6}  {:>7}  {:>10.1}%  {:.0}s",
             stats["throttled_total"],
             100.0 * in_time as f64 / allowed,
             took.as_secs_f64()
@@ -147,9 +154,12 @@ async fn start_nginx(
     let dir = std::env::temp_dir().join(format!("pacer-quota-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
+    // Every delayed request holds a client and an upstream connection: 20 tokens with a burst
+    // of 300 each is 12,000 connections, so the default-sized 4096 would refuse some.
     let conf = format!(
-        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
-         events {{ worker_connections 4096; }}\n\
+        "daemon off; worker_processes 1; worker_rlimit_nofile 65536; pid {d}/nginx.pid;\n\
+         error_log {d}/error.log;\n\
+         events {{ worker_connections 32768; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            limit_req_zone $http_authorization zone=per_token:10m rate=5r/s;\n\
