@@ -79,7 +79,7 @@ impl Admin {
         let path = req.uri().path().to_owned();
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
         match path.as_str() {
-            "/metrics" if read => metrics(self.metrics.render(&self.limits)),
+            "/metrics" if read => metrics(self.metrics.render()),
             "/healthz" if read => json(StatusCode::OK, &Health { status: "ok" }),
             "/readyz" if read => self.ready(),
             "/status" if read => limits::status(&self.limits, &self.live, self.draining()),

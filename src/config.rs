@@ -10,6 +10,7 @@
 
 mod duration;
 mod error;
+pub mod pattern;
 mod raw;
 mod region;
 mod validate;
@@ -22,9 +23,10 @@ use http::{HeaderName, Method};
 
 pub use self::duration::parse_duration;
 pub use self::error::{ConfigError, ConfigErrors};
+pub use self::pattern::{PathPattern, PatternError};
 pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
-use crate::route::PathPattern;
+pub use crate::exchange::RetryAfterUnit;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -77,13 +79,6 @@ pub struct Upstream {
     /// What a number in this upstream's `Retry-After` counts (seconds, as RFC 9110 says, unless
     /// the API is known to send milliseconds).
     pub retry_after_unit: RetryAfterUnit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RetryAfterUnit {
-    #[default]
-    Seconds,
-    Milliseconds,
 }
 
 /// A named limit.

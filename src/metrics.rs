@@ -9,12 +9,11 @@
 //! limit or upstream is resolved here at construction and indexed by the config's own indices
 //! (`labels.rs` explains the status cache). Series with bounded labels are created up front, so
 //! they export 0 before the first event and `rate()` sees the first increment. Gauges describing
-//! a limit's live state are read from [`Limiter::state`](crate::shape::Limiter::state) at scrape
-//! time (`scrape.rs`) instead of being kept up to date on every request.
+//! a limit's live state belong to shaping, which registers a collector for them in this
+//! registry ([`Limits::register_metrics`](crate::shape::limits::Limits::register_metrics)).
 
 mod labels;
 mod scrape;
-mod shared;
 
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use prometheus::{
 
 use self::labels::{method_index, ReasonCounters, StatusCounters, METHODS};
 use crate::config::Config;
-use crate::retry::RetryReason;
+use crate::exchange::RetryReason;
 
 pub use self::scrape::CONTENT_TYPE;
 
@@ -58,7 +57,6 @@ pub struct Metrics {
     limits: Vec<LimitSeries>,
     /// `[upstream index][BodyCut as usize]`.
     body_cuts: Vec<[IntCounter; 2]>,
-    gauges: scrape::Gauges,
 }
 
 struct RouteSeries {
@@ -118,6 +116,7 @@ impl Metrics {
         let registry = Registry::new();
         let f = Families::new();
         f.register(&registry);
+        scrape::register_build_info(&registry);
         let mut route_labels: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         route_labels.push(UNMATCHED);
         let upstreams = config
@@ -146,7 +145,6 @@ impl Metrics {
             routes: f.route_series(&route_labels),
             upstreams,
             limits,
-            gauges: scrape::Gauges::register(&registry, config),
             registry,
         }
     }

@@ -8,7 +8,8 @@
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
 //!   idle upstream connections per thread.
 //! - `headers.rs`, `body.rs`: shared helpers; `body/timed.rs` cuts a stalled upstream body.
-//! - `half_close.rs`: a client's end of stream, told apart as a half-close or a client that left.
+//! - [`half_close`] (in [`crate::exchange`]): a client's end of stream, told apart as a
+//!   half-close or a client that left.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
@@ -21,7 +22,6 @@ mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
-pub mod half_close;
 pub mod headers;
 mod intercept;
 pub mod observe;
@@ -33,6 +33,8 @@ mod tls_client;
 pub mod tunnel;
 pub mod upgrade;
 pub mod workers;
+
+pub use crate::exchange::half_close;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -6,12 +6,17 @@
 //! without touching the request path.
 //!
 //! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
+//! - `limits.rs`: the registry of a config's limiters, and which each route passes.
+//! - `layer.rs`: the shaping layer of the request stack.
+//! - `gauges.rs`: the limits' Prometheus gauges, read when Prometheus scrapes.
 //! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, sliding-log quotas, FIFO
 //!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
+pub mod gauges;
 pub mod key;
 pub mod layer;
+pub mod limits;
 mod local;
 pub mod shared;
 

@@ -122,7 +122,10 @@ pub(super) fn restore(limits: &Limits, live: &Live, name: &str) -> AdminResponse
                 limit = name,
                 "limit back to the config's values through the admin API"
             );
-            json(StatusCode::OK, &LimitStatus::new(limiter.as_ref(), state, live))
+            json(
+                StatusCode::OK,
+                &LimitStatus::new(limiter.as_ref(), state, live),
+            )
         }
         Err(msg) => invalid(msg),
     }
@@ -142,7 +145,10 @@ pub(super) async fn put(limits: &Limits, live: &Live, name: &str, body: Incoming
             live.record(name, &update);
             let change = describe_update(&update);
             tracing::info!(limit = name, %change, "limit changed through the admin API");
-            json(StatusCode::OK, &LimitStatus::new(limiter.as_ref(), state, live))
+            json(
+                StatusCode::OK,
+                &LimitStatus::new(limiter.as_ref(), state, live),
+            )
         }
         Err(msg) => invalid(msg),
     }

@@ -19,7 +19,10 @@ use super::body::{self, Body};
 use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
+use crate::exchange::BodyLimitExceeded;
 use crate::metrics::Metrics;
+
+pub use crate::exchange::is_upgrade;
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
@@ -243,25 +246,6 @@ fn small_body_len(headers: &http::HeaderMap) -> Option<u64> {
         .filter(|&n| n <= SMALL_BODY)
 }
 
-/// Whether a request asks to switch protocols (WebSocket and friends). An upgrade to `h2c`
-/// (cleartext HTTP/2) is not one pacer passes on: its streams would reach the API unshaped, so
-/// such a request is forwarded as plain HTTP/1.1, without its Upgrade header.
-pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && lists(headers, header::CONNECTION, "upgrade")
-        && !lists(headers, header::UPGRADE, "h2c")
-}
-
-/// Whether a comma-separated header lists `token` (case-insensitive), in any of its fields.
-fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
 fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> String {
     let default = if *scheme == Scheme::HTTPS { 443 } else { 80 };
     match authority.port_u16() {
@@ -275,7 +259,7 @@ fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> Str
 fn find_length_limit(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(limit) = e.downcast_ref::<super::frontdoor::BodyLimitExceeded>() {
+        if let Some(limit) = e.downcast_ref::<BodyLimitExceeded>() {
             return Some(Error::BodyTooLarge { limit: limit.0 });
         }
         cur = e.source();

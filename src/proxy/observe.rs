@@ -22,9 +22,8 @@ use tokio::time::Instant;
 
 use super::body::Body;
 use super::rescue::ErrorCode;
+use crate::exchange::{GAVE_UP_HEADER, QUEUED_HEADER, RETRIES_HEADER};
 use crate::metrics::Metrics;
-use crate::retry::layer::{QUEUED_HEADER, RETRIES_HEADER};
-use crate::retry::GAVE_UP_HEADER;
 use crate::route::RouteTable;
 
 /// The log target of the per-request line: `RUST_LOG=pacer::request=debug` shows only these.
