@@ -98,9 +98,15 @@ pub enum Error {
     #[error("limit {limit} is shared through Redis, which cannot be reached now")]
     SharedUnavailable { limit: String },
 
-    /// The process is draining for shutdown.
+    /// The process is draining for shutdown: the drain deadline passed while the request was
+    /// still queued in a limit.
     #[error("pacer is shutting down")]
     ShuttingDown,
+
+    /// A bug in pacer's own wiring, such as a layer missing what the layer above it always
+    /// provides: pacer's fault, not the client's.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -125,6 +131,7 @@ impl Error {
             KeysExhausted { .. } | SharedUnavailable { .. } | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -150,6 +157,7 @@ impl Error {
             KeysExhausted { .. } => "pacer.keys.exhausted",
             SharedUnavailable { .. } => "pacer.shared.unavailable",
             ShuttingDown => "pacer.shutting_down",
+            Internal(_) => "pacer.internal",
         }
     }
 

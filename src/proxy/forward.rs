@@ -41,8 +41,8 @@ impl tower::Service<Request<Body>> for Forward {
         else {
             // The front door always sets a target; a request without one is a wiring bug,
             // answered rather than panicking on a live connection.
-            return Box::pin(std::future::ready(Err(Error::BadRequest(
-                "request has no resolved upstream".into(),
+            return Box::pin(std::future::ready(Err(Error::Internal(
+                "request has no resolved upstream",
             ))));
         };
         let metrics = self.metrics.clone();
