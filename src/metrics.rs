@@ -31,8 +31,60 @@ pub use self::scrape::CONTENT_TYPE;
 /// The `route` label of requests on no configured route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// `pacer_rejected_total` reasons, created up front for every limit.
-pub const REJECT_REASONS: [&str; 4] = ["queue_full", "queue_timeout", "rate_limited", "gave_up"];
+/// Why a limit refused a request: the `reason` label of `pacer_rejected_total`. Every one is
+/// created up front for every limit; the README's metrics table and the dashboard list them
+/// (`tests/observe/metrics.rs` compares all three with a live pacer's series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    QueueFull,
+    QueueTimeout,
+    RateLimited,
+    KeysExhausted,
+    SharedUnavailable,
+    ShuttingDown,
+    /// The retry layer gave up: the upstream kept answering 429 behind this limit.
+    GaveUp,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 7] = [
+        Rejection::QueueFull,
+        Rejection::QueueTimeout,
+        Rejection::RateLimited,
+        Rejection::KeysExhausted,
+        Rejection::SharedUnavailable,
+        Rejection::ShuttingDown,
+        Rejection::GaveUp,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::QueueFull => "queue_full",
+            Rejection::QueueTimeout => "queue_timeout",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::KeysExhausted => "keys_exhausted",
+            Rejection::SharedUnavailable => "shared_unavailable",
+            Rejection::ShuttingDown => "shutting_down",
+            Rejection::GaveUp => "gave_up",
+        }
+    }
+
+    /// The reason a limiter's refusal counts as; None for an error that is not a refusal
+    /// (limiters return none of those).
+    pub fn of(err: &crate::error::Error) -> Option<Rejection> {
+        use crate::error::Error;
+        Some(match err {
+            Error::QueueFull { .. } => Rejection::QueueFull,
+            Error::QueueTimeout { .. } => Rejection::QueueTimeout,
+            Error::RateLimited { .. } => Rejection::RateLimited,
+            Error::KeysExhausted { .. } => Rejection::KeysExhausted,
+            Error::SharedUnavailable { .. } => Rejection::SharedUnavailable,
+            Error::ShuttingDown => Rejection::ShuttingDown,
+            _ => return None,
+        })
+    }
+}
 
 /// Client-facing and upstream latency: a fast API answers in tens of milliseconds, a queued or
 /// retried request can take a minute.
@@ -124,11 +176,12 @@ impl Metrics {
             .iter()
             .map(|u| f.upstream_series(&u.name, &route_labels))
             .collect();
+        let reasons = Rejection::ALL.map(Rejection::as_str);
         let limits = config
             .limits
             .iter()
             .map(|l| LimitSeries {
-                rejected: ReasonCounters::new(&f.rejected, &l.name, &REJECT_REASONS),
+                rejected: ReasonCounters::new(&f.rejected, &l.name, &reasons),
                 queue_wait: f.queue_wait.with_label_values(&[&l.name]),
             })
             .collect();
@@ -182,10 +235,10 @@ impl Metrics {
         self.route(route).retries.inc(reason);
     }
 
-    /// `pacer_rejected_total{limit,reason}`: queue_full, queue_timeout, rate_limited, gave_up.
-    pub fn rejected(&self, limit: usize, reason: &'static str) {
+    /// `pacer_rejected_total{limit,reason}`.
+    pub fn rejected(&self, limit: usize, reason: Rejection) {
         if let Some(l) = self.limits.get(limit) {
-            l.rejected.inc(reason);
+            l.rejected.inc(reason.as_str());
         }
     }
 

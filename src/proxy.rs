@@ -321,7 +321,9 @@ fn http1_server(
 /// Made before hyper stores it, so the per-connection box hyper sizes for it (and keeps while
 /// the connection idles) is one of these, not an `async` block holding the request too.
 type Handled = futures_util::future::Either<
-    Pin<Box<dyn Future<Output = Result<http::Response<body::Body>, Infallible>> + Send>>,
+    observe::ObserveFuture<
+        Pin<Box<dyn Future<Output = Result<http::Response<body::Body>, Infallible>> + Send>>,
+    >,
     <Stack as tower::Service<Request<Incoming>>>::Future,
 >;
 
@@ -362,7 +364,9 @@ fn handle(
         req.extensions_mut().insert(conn.clone());
     }
     if req.method() == Method::CONNECT {
-        return Either::Left(connect::handle(shared.clone(), info, req));
+        // Counted like every other answer (`pacer_requests_total`, route `unmatched`).
+        let answer = connect::handle(shared.clone(), info, req);
+        return Either::Left(shared.stack.watch(Method::CONNECT, answer));
     }
     // Routed and forwarded alike by the normalised path, so that `%73cripts` or `x/../scripts`
     // cannot pass a route's limits unshaped (see `route::normalize`).

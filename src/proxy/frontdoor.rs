@@ -108,9 +108,13 @@ impl Admission {
 
     /// Checks the request and resolves its target, or says why it cannot be served.
     pub fn admit(&self, mut req: Request<Incoming>) -> Result<Request<Body>, Error> {
-        let conn = req.extensions().get::<ConnInfo>().copied().ok_or(Error::Internal(
-            "request arrived without connection information",
-        ))?;
+        let conn = req
+            .extensions()
+            .get::<ConnInfo>()
+            .copied()
+            .ok_or(Error::Internal(
+                "request arrived without connection information",
+            ))?;
         // Inside an intercepted tunnel the CONNECT was authenticated; clients send
         // Proxy-Authorization to the proxy only, never inside the TLS they think is end to end.
         if conn.tunnel_upstream.is_none() {

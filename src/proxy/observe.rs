@@ -89,6 +89,22 @@ where
     }
 }
 
+impl<S> Observe<S> {
+    /// Counts and logs an answer made outside the stack (CONNECT's), on no route, as the stack's
+    /// own answers are.
+    pub fn watch<F>(&self, method: Method, answer: F) -> ObserveFuture<F> {
+        ObserveFuture {
+            inner: answer,
+            done: Some(Done {
+                metrics: self.metrics.clone(),
+                route: None,
+                method,
+                start: Instant::now(),
+            }),
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The inner future plus what is needed to record its answer; a named future rather than a
     /// boxed one, so this layer adds no allocation per request.

@@ -25,7 +25,7 @@ use crate::exchange::body::{self, Body};
 use crate::exchange::half_close::ClientConn;
 use crate::exchange::{BodyLimitExceeded, BodyReadTimeout, BoxResponse, Downstream, Target};
 use crate::exchange::{IsRetry, Passed, RequestStart};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
 use crate::shape::limits::Limits;
 
 mod throttle;
@@ -309,7 +309,7 @@ where
 
     fn gave_up(&self, mut res: Response<Body>, why: GiveUp, passed: &Passed) -> Response<Body> {
         for &(i, _) in &passed.keys {
-            self.shared.metrics.rejected(i, "gave_up");
+            self.shared.metrics.rejected(i, Rejection::GaveUp);
         }
         tracing::warn!(
             status = res.status().as_u16(),

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::exchange::body::{self, Body};
 use crate::exchange::half_close::ClientConn;
 use crate::exchange::{BoxResponse, Downstream, Target};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
 use crate::shutdown::DrainDeadline;
 
 pub use super::limits::Limits;
@@ -125,7 +125,9 @@ where
             let permit = match acquired.await {
                 Ok(p) => p,
                 Err(e) => {
-                    metrics.rejected(i, rejection_reason(&e));
+                    if let Some(reason) = Rejection::of(&e) {
+                        metrics.rejected(i, reason);
+                    }
                     return Err(e);
                 }
             };
@@ -186,19 +188,6 @@ fn until_drain_deadline<'a>(
 /// that waited pays for it; one that went straight through had no time to be abandoned.
 async fn client_left_check() {
     tokio::task::yield_now().await;
-}
-
-/// The `reason` label of `pacer_rejected_total` for a limiter's refusal.
-fn rejection_reason(err: &Error) -> &'static str {
-    match err {
-        Error::QueueFull { .. } => "queue_full",
-        Error::QueueTimeout { .. } => "queue_timeout",
-        Error::RateLimited { .. } => "rate_limited",
-        Error::KeysExhausted { .. } => "keys_exhausted",
-        Error::ShuttingDown => "shutting_down",
-        Error::SharedUnavailable { .. } => "shared_unavailable",
-        _ => "other",
-    }
 }
 
 /// Keeps the permits alive as long as the response body is, so slots free when the client has
