@@ -64,13 +64,14 @@ if [ -n "${ROUTES:-}" ]; then
     echo "  mock: { base_url: 'http://127.0.0.1:$mock_port' }"
     if [ -n "${PACER_CONFIG_EXTRA:-}" ]; then cat "$PACER_CONFIG_EXTRA"; fi
     echo "routes:"
-    for i in $(seq $((ROUTES - 1))); do
+    for i in $(seq $((ROUTES - 2))); do
       case $((i % 3)) in
         0) echo "  - match: \"GET /api/v2/area$i/{id}/**\"" ;;
         1) echo "  - match: \"GET /api/v2/**/item$i\"" ;;
-        2) echo "  - match: \"POST $PATH_UNDER_TEST\"" ;;
+        2) echo "  - match: \"* /api/v2/area$i/*\"" ;;
       esac
     done
+    echo "  - match: \"POST $PATH_UNDER_TEST\""
     echo "  - match: \"GET $PATH_UNDER_TEST\""
   } > "$out/pacer-routes.yaml"
   RUST_LOG=warn "$bin" proxy --config "$out/pacer-routes.yaml" &
