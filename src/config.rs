@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 
-pub use self::duration::parse_duration;
+pub use self::duration::{parse_duration, DurationError};
 pub use self::error::{ConfigError, ConfigErrors};
 pub use self::pattern::{PathPattern, PatternError};
 pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
+pub use self::validate::{CountError, RateError};
 pub use crate::exchange::RetryAfterUnit;
 
 /// The whole validated configuration.
@@ -111,7 +112,7 @@ pub struct Rate {
 impl Rate {
     /// Parses `N/s`, `N/min` or `N/h` exactly as the config file does (the admin API's live
     /// changes use it, so a rate means the same everywhere). The error says how to write one.
-    pub fn parse(text: &str) -> Result<Rate, String> {
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
         validate::parse_rate(text)
     }
 

@@ -52,11 +52,13 @@ pub enum Error {
     NoDefaultUpstream,
 
     /// The upstream could not be reached, or the connection broke before a response arrived.
-    /// `sent` tells whether any byte of the request may have reached the upstream.
-    #[error("upstream {upstream} is unreachable: {reason}")]
+    /// `sent` tells whether any byte of the request may have reached the upstream. The cause is
+    /// kept as an error, for the response to say (`proxy::rescue::message`).
+    #[error("upstream {upstream} is unreachable")]
     UpstreamUnreachable {
         upstream: String,
-        reason: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
         sent: bool,
     },
 

@@ -32,6 +32,19 @@ pub use self::key::LimitKey;
 pub use self::local::LocalLimiter;
 use crate::error::Error;
 
+/// Why a live change was refused; a refused change changes nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("rate {0} lets nothing through; use at least 1 per period")]
+    RateZero(crate::config::Rate),
+    #[error("burst must be at least 1")]
+    BurstZero,
+    #[error("concurrency must be at least 1")]
+    ConcurrencyZero,
+    #[error("a quota must allow at least 1 request per window")]
+    QuotaZero,
+}
+
 /// The future [`Limiter::acquire`] returns. Boxed so the trait stays object-safe: limiters are
 /// chosen per limit at runtime.
 pub type AcquireFuture<'a> = Pin<Box<dyn Future<Output = Result<Permit, Error>> + Send + 'a>>;
@@ -205,7 +218,7 @@ pub trait Limiter: Send + Sync + 'static {
     fn state(&self) -> LimitState;
 
     /// Applies a live change for all keys at once.
-    fn update(&self, update: LimitUpdate) -> Result<LimitState, String>;
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError>;
 
     /// For a limit shared through Redis: its shared mode, for `/status`. None for local limits.
     fn shared(&self) -> Option<shared::SharedState> {

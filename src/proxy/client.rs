@@ -169,7 +169,7 @@ impl UpstreamClient {
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|e| Error::UpstreamUnreachable {
                 upstream: self.name.to_string(),
-                reason: format!("the response body broke off: {e}"),
+                cause: Box::new(BodyBrokeOff(e)),
                 sent: true,
             })?;
             let Ok(data) = frame.into_data() else {
@@ -217,22 +217,27 @@ impl UpstreamClient {
 
     fn classify(&self, err: SendError) -> Error {
         let upstream = self.name.to_string();
-        let (reason, sent) = match err {
-            SendError::Connect(e) => (root_cause(&*e), false),
+        let (cause, sent) = match err {
+            SendError::Connect(e) => (e, false),
             SendError::Exchange(e) => {
                 if let Some(limit) = find_length_limit(&e) {
                     return limit;
                 }
-                (root_cause(&e), true)
+                (e.into(), true)
             }
         };
         Error::UpstreamUnreachable {
             upstream,
-            reason,
+            cause,
             sent,
         }
     }
 }
+
+/// A small response body that failed while pacer read it whole.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body broke off: {0}")]
+struct BodyBrokeOff(crate::BoxError);
 
 /// Bodies up to this size with a declared length are read whole before answering.
 const SMALL_BODY: u64 = 64 * 1024;
@@ -265,19 +270,4 @@ fn find_length_limit(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
         cur = e.source();
     }
     None
-}
-
-/// The innermost cause, which names what actually went wrong ("connection refused").
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    let outer = err.to_string();
-    let inner = last.to_string();
-    if outer == inner {
-        outer
-    } else {
-        format!("{outer}: {inner}")
-    }
 }

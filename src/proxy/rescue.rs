@@ -29,13 +29,34 @@ struct ErrorBody<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorCode(pub &'static str);
 
+/// An error as words: its own message, then what caused it. The one place an error's cause
+/// chain becomes text: the outermost cause and, when the chain goes deeper, its root, which
+/// together say what failed and why (`connecting to host:443: connection refused`) without
+/// every layer in between.
+pub fn message(err: &Error) -> String {
+    let Some(cause) = std::error::Error::source(err) else {
+        return err.to_string();
+    };
+    let mut root = cause;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let (outer, inner) = (cause.to_string(), root.to_string());
+    if outer == inner {
+        format!("{err}: {outer}")
+    } else {
+        format!("{err}: {outer}: {inner}")
+    }
+}
+
 /// Renders an error as the response the client sees.
 pub fn response(err: &Error) -> Response<Body> {
-    super::refusals::note(err);
+    let message = message(err);
+    super::refusals::note(err, &message);
     let status = err.status();
     let doc = ErrorBody {
         code: err.code(),
-        message: err.to_string(),
+        message,
         status: status.as_u16(),
     };
     let json = serde_json::to_vec(&doc).expect("an error body always serialises");
@@ -130,7 +151,7 @@ where
         Poll::Ready(Ok(match std::task::ready!(self.project().inner.poll(cx)) {
             Ok(res) => res,
             Err(err) => {
-                tracing::debug!(code = err.code(), error = %err, "request failed");
+                tracing::debug!(code = err.code(), error = %message(&err), "request failed");
                 response(&err)
             }
         }))

@@ -39,7 +39,9 @@ pub use self::client::{Health, Store};
 use self::gcra::{Aimd, Op, Params, Reply};
 use self::lease::Leases;
 pub use self::lease::LEASE;
-use super::{Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit};
+use super::{
+    Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, UpdateError,
+};
 use crate::config::{Limit, Mode, Rate};
 use crate::error::Error;
 
@@ -281,7 +283,7 @@ impl Limiter for SharedLimiter {
         state
     }
 
-    fn update(&self, update: LimitUpdate) -> Result<LimitState, String> {
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError> {
         let instances = self.store.config.instances;
         self.fallback
             .update(fallback::share_update(&update, instances))?;
