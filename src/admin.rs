@@ -34,6 +34,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::proxy::rescue::ErrorBody;
 use crate::shape::layer::Limits;
 
 /// Admin requests are small and local; a slow one is a stuck client.
@@ -189,13 +190,6 @@ fn json(status: StatusCode, value: &impl Serialize) -> AdminResponse {
         HeaderValue::from_static("application/json"),
     );
     res
-}
-
-#[derive(Serialize)]
-struct ErrorBody {
-    code: &'static str,
-    message: String,
-    status: u16,
 }
 
 fn error(status: StatusCode, code: &'static str, message: String) -> AdminResponse {

@@ -3,7 +3,8 @@
 //! Every layer below returns typed errors; this layer, outermost in the stack, turns each into a
 //! response with the error's status, a `Retry-After` where a retry could succeed, and a JSON body
 //! `{"code": "pacer.<what>", "message": "...", "status": N}` that says what happened and why. No
-//! other code writes error responses, so every error a client sees has the same shape.
+//! other code turns an [`Error`] into a response, and the admin API's own errors use the same
+//! [`ErrorBody`], so every error a client sees has the same shape.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,11 +18,13 @@ use serde::Serialize;
 use super::body::{self, Body};
 use crate::error::Error;
 
+/// The JSON body of every error pacer answers, the admin API's included (it writes its own
+/// errors, `pacer.admin.<what>`, with this type), so every error document has one shape.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
-    status: u16,
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub message: String,
+    pub status: u16,
 }
 
 /// The `code` of an error response, in its extensions, so the request log line can say which
