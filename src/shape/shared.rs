@@ -8,7 +8,7 @@
 //! - `live.rs`: reading back live changes and AIMD cuts made by other instances.
 //! - `client.rs`: the Redis connection, the per-call timeout and the health check.
 //! - `fallback.rs`: `on_unavailable` (local at `1/instances`, reject, allow).
-//! - `stats.rs`: call latency and errors, exported by `crate::metrics`.
+//! - `stats.rs`: call latency and errors, registered by `gauges.rs` with the limits' gauges.
 //!
 //! Window quotas (sliding-log limits) fit the same layout: a script of their own keeping the
 //! key's request times in a sorted set beside the bucket (`{prefix}:{limit}:{key}:log`, on

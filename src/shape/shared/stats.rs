@@ -1,5 +1,5 @@
 //! What the Redis client counts: call latency and errors by kind. The series live here, with
-//! the store, and the metrics registry adopts them (`crate::metrics`), so the client needs no
+//! the store, and `Limits::register_metrics` (`shape/gauges.rs`) adds them to the registry, so the client needs no
 //! handle on the registry.
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
