@@ -6,6 +6,7 @@
 #   ROUNDS=5 DURATION=15s CONNS=64 bash bench/passthrough.sh
 #   PACER_CONFIG_EXTRA=bench/shaping-extra.yaml bash bench/passthrough.sh   # with limits
 #   FLOOR=1 bash bench/passthrough.sh         # also examples/hyper_floor.rs, a bare hyper proxy
+#   ROUTES=20 bash bench/passthrough.sh       # also a pacer with 20 routes, the request on the last
 #
 # Installs Debian's nginx-light and wrk when missing. Prints requests per second and p99 for each
 # round, then the medians and the ratios pacer/nginx.
@@ -32,6 +33,7 @@ if [ -n "${FLOOR:-}" ]; then cargo build --release --quiet --example hyper_floor
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port); floor_port=$(free_port)
+routes_port=$(free_port)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -52,6 +54,29 @@ pids+=($!)
 } > "$out/pacer.yaml"
 RUST_LOG=warn "$bin" proxy --config "$out/pacer.yaml" &
 pids+=($!)
+
+# `routes`: the same pacer with ROUTES routes (no limits), the request matching only the last, so
+# every request tries them all: literal, `{id}` and `**` segments, and a method that differs.
+if [ -n "${ROUTES:-}" ]; then
+  {
+    echo "listen: 127.0.0.1:$routes_port"
+    echo "upstreams:"
+    echo "  mock: { base_url: 'http://127.0.0.1:$mock_port' }"
+    if [ -n "${PACER_CONFIG_EXTRA:-}" ]; then cat "$PACER_CONFIG_EXTRA"; fi
+    echo "routes:"
+    for i in $(seq $((ROUTES - 2))); do
+      case $((i % 3)) in
+        0) echo "  - match: \"GET /api/v2/area$i/{id}/**\"" ;;
+        1) echo "  - match: \"GET /api/v2/**/item$i\"" ;;
+        2) echo "  - match: \"* /api/v2/area$i/*\"" ;;
+      esac
+    done
+    echo "  - match: \"POST $PATH_UNDER_TEST\""
+    echo "  - match: \"GET $PATH_UNDER_TEST\""
+  } > "$out/pacer-routes.yaml"
+  RUST_LOG=warn "$bin" proxy --config "$out/pacer-routes.yaml" &
+  pids+=($!)
+fi
 
 cat > "$out/nginx.conf" <<NGINX
 worker_processes auto;
@@ -82,7 +107,8 @@ if [ -n "${FLOOR:-}" ]; then
   pids+=($!)
   contenders="nginx pacer floor"
 fi
-port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; esac; }
+if [ -n "${ROUTES:-}" ]; then contenders="$contenders routes"; fi
+port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; routes) echo "$routes_port" ;; esac; }
 for who in $contenders; do wait_port "$(port_of "$who")"; done
 wait_port "$mock_port"
 
@@ -126,4 +152,8 @@ print(f"median p99 ms: nginx {n_p99:.2f}  pacer {p_p99:.2f}  ratio pacer/nginx {
 if any(r[0] == "floor" for r in rows):
     f_rps = med("floor", 1)
     print(f"median req/s: floor (bare hyper) {f_rps:.0f}  ratio floor/nginx {f_rps / n_rps:.3f}  pacer/floor {p_rps / f_rps:.3f}")
+if any(r[0] == "routes" for r in rows):
+    r_rps, r_p99 = med("routes", 1), med("routes", 2)
+    print(f"median req/s: pacer with routes {r_rps:.0f}  ratio routes/nginx {r_rps / n_rps:.3f}  routes/pacer {r_rps / p_rps:.3f}")
+    print(f"median p99 ms: pacer with routes {r_p99:.2f}  ratio routes/nginx {r_p99 / n_p99:.3f}")
 PY

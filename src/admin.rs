@@ -35,6 +35,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::proxy::rescue::ErrorBody;
 use crate::shape::layer::Limits;
 
 /// Admin requests are small and local; a slow one is a stuck client.
@@ -99,7 +100,7 @@ impl Admin {
         let path = req.uri().path().to_owned();
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
         match path.as_str() {
-            "/metrics" if read => metrics(self.metrics.render(&self.limits)),
+            "/metrics" if read => metrics(self.metrics.render()),
             "/healthz" if read => json(StatusCode::OK, &Health { status: "ok" }),
             "/readyz" if read => self.ready(),
             "/status" if read => limits::status(&self.limits, &self.live, self.draining()),
@@ -212,13 +213,6 @@ fn json(status: StatusCode, value: &impl Serialize) -> AdminResponse {
         HeaderValue::from_static("application/json"),
     );
     res
-}
-
-#[derive(Serialize)]
-struct ErrorBody {
-    code: &'static str,
-    message: String,
-    status: u16,
 }
 
 fn error(status: StatusCode, code: &'static str, message: String) -> AdminResponse {

@@ -75,7 +75,7 @@ impl App {
         let admission = Arc::new(Admission::new(&config)?);
         let limits = Arc::new(Limits::new(&config));
         let metrics = Arc::new(Metrics::new(&config));
-        metrics.adopt_shared(&limits);
+        limits.register_metrics(metrics.registry());
         let leaves = interception(&config)?;
         let connect = Arc::new(Connect::new(&config, admission.clone(), leaves));
         let deadline = DrainDeadline::default();

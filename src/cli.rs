@@ -117,7 +117,7 @@ pub enum Command {
 
 /// A duration with a unit, more than zero: an invalid one is a usage error (exit 2).
 fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
-    let duration = crate::config::parse_duration(text)?;
+    let duration = crate::config::parse_duration(text).map_err(|e| e.to_string())?;
     if duration.is_zero() {
         return Err("must be more than 0, e.g. 6s".into());
     }

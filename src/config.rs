@@ -10,6 +10,8 @@
 
 mod duration;
 mod error;
+pub mod pattern;
+mod percent;
 mod raw;
 mod region;
 mod validate;
@@ -20,11 +22,14 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 
-pub use self::duration::parse_duration;
+pub use self::duration::{parse_duration, DurationError};
 pub use self::error::{ConfigError, ConfigErrors};
+pub use self::pattern::{PathPattern, PatternError};
+pub use self::percent::parse_percent;
 pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
-use crate::route::PathPattern;
+pub use self::validate::{CountError, RateError};
+pub use crate::exchange::RetryAfterUnit;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -96,13 +101,6 @@ pub struct Upstream {
     pub retry_after_unit: RetryAfterUnit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RetryAfterUnit {
-    #[default]
-    Seconds,
-    Milliseconds,
-}
-
 /// A named limit.
 #[derive(Debug, Clone)]
 pub struct Limit {
@@ -133,7 +131,7 @@ pub struct Rate {
 impl Rate {
     /// Parses `N/s`, `N/min` or `N/h` exactly as the config file does (the admin API's live
     /// changes use it, so a rate means the same everywhere). The error says how to write one.
-    pub fn parse(text: &str) -> Result<Rate, String> {
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
         validate::parse_rate(text)
     }
 

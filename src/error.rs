@@ -52,11 +52,13 @@ pub enum Error {
     NoDefaultUpstream,
 
     /// The upstream could not be reached, or the connection broke before a response arrived.
-    /// `sent` tells whether any byte of the request may have reached the upstream.
-    #[error("upstream {upstream} is unreachable: {reason}")]
+    /// `sent` tells whether any byte of the request may have reached the upstream. The cause is
+    /// kept as an error, for the response to say (`proxy::rescue::message`).
+    #[error("upstream {upstream} is unreachable")]
     UpstreamUnreachable {
         upstream: String,
-        reason: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
         sent: bool,
     },
 
@@ -98,9 +100,15 @@ pub enum Error {
     #[error("limit {limit} is shared through Redis, which cannot be reached now")]
     SharedUnavailable { limit: String },
 
-    /// The process is draining for shutdown.
+    /// The process is draining for shutdown: the drain deadline passed while the request was
+    /// still queued in a limit.
     #[error("pacer is shutting down")]
     ShuttingDown,
+
+    /// A bug in pacer's own wiring, such as a layer missing what the layer above it always
+    /// provides: pacer's fault, not the client's.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -125,6 +133,7 @@ impl Error {
             KeysExhausted { .. } | SharedUnavailable { .. } | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -150,6 +159,7 @@ impl Error {
             KeysExhausted { .. } => "pacer.keys.exhausted",
             SharedUnavailable { .. } => "pacer.shared.unavailable",
             ShuttingDown => "pacer.shutting_down",
+            Internal(_) => "pacer.internal",
         }
     }
 

@@ -27,6 +27,8 @@
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` and live limit changes.
 //! - [`config`]: YAML to validated types; every error names the field path and line.
 //! - [`error`]: the request path's error type; status, code and retryability live on it.
+//! - [`exchange`]: the request path's vocabulary (body, target, extensions, `x-pacer-*` headers)
+//!   that the layers pass each other; a leaf, so no layer imports another through it.
 //! - [`mock`]: a Genesys-like API that enforces the platform's limits, for rehearsals and tests.
 //! - [`generate`]: the built-in load generator (open and closed model, OAuth, HDR reports).
 //! - [`demo`]: the mock, pacer and the generator in one process, side by side.
@@ -40,6 +42,7 @@ pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod error;
+pub mod exchange;
 pub mod generate;
 pub mod metrics;
 pub mod mock;
@@ -54,5 +57,4 @@ pub mod tls;
 pub use crate::config::Config;
 pub use crate::error::Error;
 
-/// The error type that crosses service boundaries inside hyper and tower.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::exchange::BoxError;

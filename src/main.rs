@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use pacer::cli::Cli;
 
-// jemalloc instead of the system allocator, for two measured reasons (README, "Benchmarks"):
+// jemalloc instead of the system allocator, for two measured reasons (docs/benchmarks.md):
 // - memory: hyper gives every HTTP/1.1 connection 8 KiB read and write buffers, mostly never
 //   written. jemalloc keeps its free-block bookkeeping outside the blocks, so an unwritten buffer
 //   costs no resident memory; glibc's malloc and mimalloc write into every block they hand out,
-//   which made each buffer cost a 4 KiB page (10,000 idle connections: +37 MiB, against +111 MiB).
+//   which made each buffer cost a 4 KiB page (10,000 idle connections: +21 MiB, against +111 MiB).
 // - speed: the request path allocates many small, short-lived objects across worker threads; the
 //   pass-through benchmark and callgrind put jemalloc level with or ahead of mimalloc.
 #[cfg(not(target_env = "msvc"))]

@@ -9,13 +9,11 @@
 //! limit or upstream is resolved here at construction and indexed by the config's own indices
 //! (`labels.rs` explains the status cache). Series with bounded labels are created up front, so
 //! they export 0 before the first event and `rate()` sees the first increment. Gauges describing
-//! a limit's live state are read from [`Limiter::state`](crate::shape::Limiter::state) at scrape
-//! time (`scrape.rs`) instead of being kept up to date on every request.
+//! a limit's live state belong to shaping, which registers a collector for them in this
+//! registry ([`Limits::register_metrics`](crate::shape::limits::Limits::register_metrics)).
 
 mod labels;
-mod learned;
 mod scrape;
-mod shared;
 
 use std::time::Duration;
 
@@ -26,15 +24,67 @@ use prometheus::{
 
 use self::labels::{method_index, ReasonCounters, StatusCounters, METHODS};
 use crate::config::Config;
-use crate::retry::RetryReason;
+use crate::exchange::RetryReason;
 
 pub use self::scrape::CONTENT_TYPE;
 
 /// The `route` label of requests on no configured route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// `pacer_rejected_total` reasons, created up front for every limit.
-pub const REJECT_REASONS: [&str; 4] = ["queue_full", "queue_timeout", "rate_limited", "gave_up"];
+/// Why a limit refused a request: the `reason` label of `pacer_rejected_total`. Every one is
+/// created up front for every limit; the README's metrics table and the dashboard list them
+/// (`tests/observe/metrics.rs` compares all three with a live pacer's series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    QueueFull,
+    QueueTimeout,
+    RateLimited,
+    KeysExhausted,
+    SharedUnavailable,
+    ShuttingDown,
+    /// The retry layer gave up: the upstream kept answering 429 behind this limit.
+    GaveUp,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 7] = [
+        Rejection::QueueFull,
+        Rejection::QueueTimeout,
+        Rejection::RateLimited,
+        Rejection::KeysExhausted,
+        Rejection::SharedUnavailable,
+        Rejection::ShuttingDown,
+        Rejection::GaveUp,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::QueueFull => "queue_full",
+            Rejection::QueueTimeout => "queue_timeout",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::KeysExhausted => "keys_exhausted",
+            Rejection::SharedUnavailable => "shared_unavailable",
+            Rejection::ShuttingDown => "shutting_down",
+            Rejection::GaveUp => "gave_up",
+        }
+    }
+
+    /// The reason a limiter's refusal counts as; None for an error that is not a refusal
+    /// (limiters return none of those).
+    pub fn of(err: &crate::error::Error) -> Option<Rejection> {
+        use crate::error::Error;
+        Some(match err {
+            Error::QueueFull { .. } => Rejection::QueueFull,
+            Error::QueueTimeout { .. } => Rejection::QueueTimeout,
+            Error::RateLimited { .. } => Rejection::RateLimited,
+            Error::KeysExhausted { .. } => Rejection::KeysExhausted,
+            Error::SharedUnavailable { .. } => Rejection::SharedUnavailable,
+            Error::ShuttingDown => Rejection::ShuttingDown,
+            _ => return None,
+        })
+    }
+}
 
 /// Client-facing and upstream latency: a fast API answers in tens of milliseconds, a queued or
 /// retried request can take a minute.
@@ -59,7 +109,6 @@ pub struct Metrics {
     limits: Vec<LimitSeries>,
     /// `[upstream index][BodyCut as usize]`.
     body_cuts: Vec<[IntCounter; 2]>,
-    gauges: scrape::Gauges,
 }
 
 struct RouteSeries {
@@ -120,6 +169,7 @@ impl Metrics {
         let registry = Registry::new();
         let f = Families::new();
         f.register(&registry);
+        scrape::register_build_info(&registry);
         let mut route_labels: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         route_labels.push(UNMATCHED);
         let upstreams = config
@@ -127,11 +177,12 @@ impl Metrics {
             .iter()
             .map(|u| f.upstream_series(&u.name, &route_labels))
             .collect();
+        let reasons = Rejection::ALL.map(Rejection::as_str);
         let limits = config
             .limits
             .iter()
             .map(|l| LimitSeries {
-                rejected: ReasonCounters::new(&f.rejected, &l.name, &REJECT_REASONS),
+                rejected: ReasonCounters::new(&f.rejected, &l.name, &reasons),
                 queue_wait: f.queue_wait.with_label_values(&[&l.name]),
             })
             .collect();
@@ -148,7 +199,6 @@ impl Metrics {
             routes: f.route_series(&route_labels),
             upstreams,
             limits,
-            gauges: scrape::Gauges::register(&registry, config),
             registry,
         }
     }
@@ -186,10 +236,10 @@ impl Metrics {
         self.route(route).retries.inc(reason);
     }
 
-    /// `pacer_rejected_total{limit,reason}`: queue_full, queue_timeout, rate_limited, gave_up.
-    pub fn rejected(&self, limit: usize, reason: &'static str) {
+    /// `pacer_rejected_total{limit,reason}`.
+    pub fn rejected(&self, limit: usize, reason: Rejection) {
         if let Some(l) = self.limits.get(limit) {
-            l.rejected.inc(reason);
+            l.rejected.inc(reason.as_str());
         }
     }
 

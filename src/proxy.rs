@@ -8,7 +8,8 @@
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
 //!   idle upstream connections per thread.
 //! - `headers.rs`, `body.rs`: shared helpers; `body/timed.rs` cuts a stalled upstream body.
-//! - `half_close.rs`: a client's end of stream, told apart as a half-close or a client that left.
+//! - [`half_close`] (in [`crate::exchange`]): a client's end of stream, told apart as a
+//!   half-close or a client that left.
 //! - `connect.rs`: CONNECT, which never enters the stack itself: it is refused, tunnelled blind
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
@@ -21,7 +22,6 @@ mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
-pub mod half_close;
 pub mod headers;
 mod intercept;
 pub mod observe;
@@ -33,6 +33,8 @@ mod tls_client;
 pub mod tunnel;
 pub mod upgrade;
 pub mod workers;
+
+pub use crate::exchange::half_close;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -327,7 +329,9 @@ fn http1_server(
 /// Made before hyper stores it, so the per-connection box hyper sizes for it (and keeps while
 /// the connection idles) is one of these, not an `async` block holding the request too.
 type Handled = futures_util::future::Either<
-    Pin<Box<dyn Future<Output = Result<http::Response<body::Body>, Infallible>> + Send>>,
+    observe::ObserveFuture<
+        Pin<Box<dyn Future<Output = Result<http::Response<body::Body>, Infallible>> + Send>>,
+    >,
     <Stack as tower::Service<Request<Incoming>>>::Future,
 >;
 
@@ -368,7 +372,9 @@ fn handle(
         req.extensions_mut().insert(conn.clone());
     }
     if req.method() == Method::CONNECT {
-        return Either::Left(connect::handle(shared.clone(), info, req));
+        // Counted like every other answer (`pacer_requests_total`, route `unmatched`).
+        let answer = connect::handle(shared.clone(), info, req);
+        return Either::Left(shared.stack.watch(Method::CONNECT, answer));
     }
     // Routed and forwarded alike by the normalised path, so that `%73cripts` or `x/../scripts`
     // cannot pass a route's limits unshaped (see `route::normalize`).

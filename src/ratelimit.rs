@@ -12,7 +12,7 @@
 //! 3. IETF, first generation: `RateLimit-Limit` (a number, or a list whose first member is the
 //!    quota and whose `w` parameter is the window), `RateLimit-Remaining`, `RateLimit-Reset`.
 //! 4. `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (delta seconds or a Unix
-//!    time, told apart as [`crate::retry::retry_after`] does).
+//!    time, told apart as [`crate::ratelimit::retry_after`] does).
 //!
 //! The first family with any usable field wins; fields are not mixed across families.
 //!
@@ -20,9 +20,10 @@
 //!
 //! Every field is read on its own, and a field that does not parse counts as absent: a sign, a
 //! fraction, text, several header lines, a number above `u32` for counts, a reset above
-//! [`crate::retry::RETRY_AFTER_CAP`]. Nothing here panics on any input (a fuzz target checks).
+//! [`crate::ratelimit::retry_after::RETRY_AFTER_CAP`]. Nothing here panics on any input (a fuzz target checks).
 
 mod headers;
+pub mod retry_after;
 mod structured;
 
 use std::time::{Duration, SystemTime};
@@ -160,10 +161,10 @@ pub fn fuzz_entry(data: &[u8]) {
     {
         assert!(reading
             .reset
-            .is_none_or(|r| r <= crate::retry::RETRY_AFTER_CAP));
+            .is_none_or(|r| r <= crate::ratelimit::retry_after::RETRY_AFTER_CAP));
         assert!(reading
             .window
-            .is_none_or(|w| w <= crate::retry::RETRY_AFTER_CAP));
+            .is_none_or(|w| w <= crate::ratelimit::retry_after::RETRY_AFTER_CAP));
         if let (Family::Genesys, Some(q), Some(r)) =
             (reading.family, reading.quota, reading.remaining)
         {

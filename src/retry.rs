@@ -1,10 +1,11 @@
-//! Retry: the pure building blocks pacer uses to absorb upstream 429s and replay requests.
+//! Retry: how pacer absorbs upstream 429s and replays requests.
 //!
 //! The Genesys Cloud API answers a request over its limits with `429 Too Many Requests` and a
 //! `Retry-After` header. pacer waits as asked and sends the request again, so the load tool sees the
-//! slower success instead of the 429. Everything here is free of I/O and clocks (time comes in as
-//! an argument, randomness as an `Rng`), so the decisions can be tested exhaustively; the layer
-//! that loops over attempts composes them.
+//! slower success instead of the 429. The decisions ([`retry_after`], [`backoff`], [`policy`]) are
+//! free of I/O and clocks (time comes in as an argument, randomness as an `Rng`), so they can be
+//! tested exhaustively; [`body`] reads the request body to keep it, and the [`layer`] that loops
+//! over attempts composes them all and is the part that sleeps and reads the clock.
 //!
 //! - [`retry_after`]: how long the upstream asked us to wait (`Retry-After`, then the legacy
 //!   Genesys `inin-ratelimit-reset`, then `X-RateLimit-Reset`), with strict garbage rules.
@@ -17,7 +18,7 @@ pub mod backoff;
 pub mod body;
 pub mod layer;
 pub mod policy;
-pub mod retry_after;
+pub use crate::ratelimit::retry_after;
 
 pub use self::backoff::full_jitter;
 pub use self::body::{buffer_for_replay, Replay, ReplayBody};

@@ -3,7 +3,8 @@
 //! A route names the limits a request passes and gives the metrics their bounded `route` label
 //! (the pattern as written, never the raw path).
 //!
-//! - `pattern.rs`: path patterns, matched in time linear in the path whatever the pattern.
+//! - [`pattern`] (a config value, in [`crate::config`]): path patterns, matched in time linear
+//!   in the path whatever the pattern.
 //! - `normalize.rs`: RFC 3986 normalisation of request paths, so that `%73cripts` or
 //!   `x/../scripts` cannot pass a route's limits unshaped.
 
@@ -14,10 +15,10 @@ use http::Method;
 use crate::config::{Config, Route};
 
 pub mod normalize;
-pub mod pattern;
 
 pub use self::normalize::{normalize_path, normalize_uri};
-pub use self::pattern::{PathPattern, PatternError};
+pub use crate::config::pattern;
+pub use crate::config::{PathPattern, PatternError};
 
 /// The routes of a config, ready to match requests.
 #[derive(Debug, Clone, Default)]

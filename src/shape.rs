@@ -6,13 +6,19 @@
 //! without touching the request path.
 //!
 //! - `key.rs`: what a request is counted by (global, hashed bearer token, client ip, header).
+//! - `limits.rs`: the registry of a config's limiters, and which each route passes.
+//! - `layer.rs`: the shaping layer of the request stack.
+//! - `gauges.rs`: the limits' Prometheus gauges, read when Prometheus scrapes.
 //! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, sliding-log quotas, FIFO
 //!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
 mod answers;
+
+pub mod gauges;
 pub mod key;
 pub mod layer;
+pub mod limits;
 mod local;
 pub mod shared;
 
@@ -27,6 +33,19 @@ use tokio::time::Instant;
 pub use self::key::LimitKey;
 pub use self::local::{LearnedState, LocalLimiter};
 use crate::error::Error;
+
+/// Why a live change was refused; a refused change changes nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("rate {0} lets nothing through; use at least 1 per period")]
+    RateZero(crate::config::Rate),
+    #[error("burst must be at least 1")]
+    BurstZero,
+    #[error("concurrency must be at least 1")]
+    ConcurrencyZero,
+    #[error("a quota must allow at least 1 request per window")]
+    QuotaZero,
+}
 
 /// The future [`Limiter::acquire`] returns. Boxed so the trait stays object-safe: limiters are
 /// chosen per limit at runtime.
@@ -231,7 +250,7 @@ pub trait Limiter: Send + Sync + 'static {
     fn state(&self) -> LimitState;
 
     /// Applies a live change for all keys at once.
-    fn update(&self, update: LimitUpdate) -> Result<LimitState, String>;
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError>;
 
     /// For a limit shared through Redis: its shared mode, for `/status`. None for local limits.
     fn shared(&self) -> Option<shared::SharedState> {

@@ -127,7 +127,7 @@ pub(super) fn restore(limits: &Limits, live: &Live, name: &str) -> AdminResponse
                 &LimitStatus::new(limiter.as_ref(), state, live),
             )
         }
-        Err(msg) => invalid(msg),
+        Err(e) => invalid(e.to_string()),
     }
 }
 
@@ -150,7 +150,7 @@ pub(super) async fn put(limits: &Limits, live: &Live, name: &str, body: Incoming
                 &LimitStatus::new(limiter.as_ref(), state, live),
             )
         }
-        Err(msg) => invalid(msg),
+        Err(e) => invalid(e.to_string()),
     }
 }
 

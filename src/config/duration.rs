@@ -19,35 +19,46 @@ const UNITS: &[(&str, u128)] = &[
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
+/// Why a duration does not parse; each message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration; write a number and a unit, e.g. 5s or 500ms")]
+    Empty,
+    #[error("{0:?} is negative; a duration must be 0 or more")]
+    Negative(String),
+    #[error("{0:?} has no unit; add one, e.g. {0}s or {0}ms")]
+    NoUnit(String),
+    #[error("{0:?} is not a duration; write a number and one of the units ms, s, m (or min), h, e.g. 5s")]
+    UnknownUnit(String),
+    #[error("{0:?} is not a duration; write e.g. 5s, 1.5s or 500ms")]
+    NotANumber(String),
+    #[error("{0:?} is too long a duration")]
+    TooLong(String),
+}
+
 /// Parses `500ms`, `5s`, `1.5s`, `2m`/`2min`, `1h`. The error says what to write instead.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration; write a number and a unit, e.g. 5s or 500ms".into());
+        return Err(DurationError::Empty);
     }
     if text.starts_with('-') {
-        return Err(format!(
-            "{text:?} is negative; a duration must be 0 or more"
-        ));
+        return Err(DurationError::Negative(text.to_owned()));
     }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = (&text[..split], text[split..].trim_start());
     if unit.is_empty() {
-        return Err(format!(
-            "{text:?} has no unit; add one, e.g. {text}s or {text}ms"
-        ));
+        return Err(DurationError::NoUnit(text.to_owned()));
     }
     let Some(&(_, unit_nanos)) = UNITS.iter().find(|(u, _)| *u == unit) else {
-        return Err(format!(
-            "{text:?} is not a duration; write a number and one of the units ms, s, m (or min), h, e.g. 5s"
-        ));
+        return Err(DurationError::UnknownUnit(text.to_owned()));
     };
     let nanos = decimal_nanos(number, unit_nanos)
-        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 5s, 1.5s or 500ms"))?;
+        .ok_or_else(|| DurationError::NotANumber(text.to_owned()))?;
     let secs = u64::try_from(nanos / NANOS_PER_SEC)
-        .map_err(|_| format!("{text:?} is too long a duration"))?;
+        .map_err(|_| DurationError::TooLong(text.to_owned()))?;
     // The remainder is below one second, so it fits in u32.
     Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
 }
@@ -82,7 +93,7 @@ mod tests {
     }
 
     fn err(s: &str) -> String {
-        parse_duration(s).expect_err(s)
+        parse_duration(s).expect_err(s).to_string()
     }
 
     #[test]

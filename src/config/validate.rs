@@ -12,6 +12,7 @@ mod shared;
 mod upstream;
 
 pub(super) use self::limit::{parse_quota, parse_rate};
+pub use self::limit::{CountError, RateError};
 
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -117,8 +118,8 @@ pub(super) fn duration(
     let Some(raw) = raw else {
         return default;
     };
-    parse_duration(&raw.value).unwrap_or_else(|msg| {
-        errs.at(path, raw, msg);
+    parse_duration(&raw.value).unwrap_or_else(|e| {
+        errs.at(path, raw, e.to_string());
         default
     })
 }

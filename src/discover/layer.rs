@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use super::tally::Answer;
 use super::{Discovery, Group};
 use crate::error::Error;
-use crate::proxy::body::Body;
-use crate::proxy::frontdoor::Target;
-use crate::proxy::stack::{BoxResponse, Downstream};
+use crate::exchange::body::Body;
+use crate::exchange::Target;
+use crate::exchange::{BoxResponse, Downstream};
 
 /// Records each attempt in its group when discovery is on; passes through when it is off.
 #[derive(Clone)]

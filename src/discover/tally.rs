@@ -51,7 +51,7 @@ impl Answer {
         let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
             .then(|| headers.get(http::header::RETRY_AFTER))
             .flatten()
-            .and_then(|v| crate::retry::retry_after::parse_retry_after(v, now));
+            .and_then(|v| crate::ratelimit::retry_after::parse_retry_after(v, now));
         Answer {
             status,
             advertised: crate::ratelimit::advertised(headers, now),

@@ -20,7 +20,10 @@ use super::half_close::ClientConn;
 use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
+use crate::exchange::BodyLimitExceeded;
 use crate::metrics::Metrics;
+
+pub use crate::exchange::is_upgrade;
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
@@ -170,7 +173,7 @@ impl UpstreamClient {
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|e| Error::UpstreamUnreachable {
                 upstream: self.name.to_string(),
-                reason: format!("the response body broke off: {e}"),
+                cause: Box::new(BodyBrokeOff(e)),
                 sent: true,
             })?;
             let Ok(data) = frame.into_data() else {
@@ -218,22 +221,27 @@ impl UpstreamClient {
 
     fn classify(&self, err: SendError) -> Error {
         let upstream = self.name.to_string();
-        let (reason, sent) = match err {
-            SendError::Connect(e) => (root_cause(&*e), false),
+        let (cause, sent) = match err {
+            SendError::Connect(e) => (e, false),
             SendError::Exchange(e) => {
                 if let Some(limit) = find_length_limit(&e) {
                     return limit;
                 }
-                (root_cause(&e), true)
+                (e.into(), true)
             }
         };
         Error::UpstreamUnreachable {
             upstream,
-            reason,
+            cause,
             sent,
         }
     }
 }
+
+/// A small response body that failed while pacer read it whole.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body broke off: {0}")]
+struct BodyBrokeOff(crate::BoxError);
 
 /// Bodies up to this size with a declared length are read whole before answering.
 const SMALL_BODY: u64 = 64 * 1024;
@@ -245,25 +253,6 @@ fn small_body_len(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&n| n <= SMALL_BODY)
-}
-
-/// Whether a request asks to switch protocols (WebSocket and friends). An upgrade to `h2c`
-/// (cleartext HTTP/2) is not one pacer passes on: its streams would reach the API unshaped, so
-/// such a request is forwarded as plain HTTP/1.1, without its Upgrade header.
-pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && lists(headers, header::CONNECTION, "upgrade")
-        && !lists(headers, header::UPGRADE, "h2c")
-}
-
-/// Whether a comma-separated header lists `token` (case-insensitive), in any of its fields.
-fn lists(headers: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> String {
@@ -279,25 +268,10 @@ fn authority_without_default_port(scheme: &Scheme, authority: &Authority) -> Str
 fn find_length_limit(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(limit) = e.downcast_ref::<super::frontdoor::BodyLimitExceeded>() {
+        if let Some(limit) = e.downcast_ref::<BodyLimitExceeded>() {
             return Some(Error::BodyTooLarge { limit: limit.0 });
         }
         cur = e.source();
     }
     None
-}
-
-/// The innermost cause, which names what actually went wrong ("connection refused").
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    let outer = err.to_string();
-    let inner = last.to_string();
-    if outer == inner {
-        outer
-    } else {
-        format!("{outer}: {inner}")
-    }
 }

@@ -5,20 +5,21 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 
-use super::body::Body;
-use super::frontdoor::Target;
-use super::stack::BoxResponse;
+use super::client::UpstreamClient;
 use crate::error::Error;
+use crate::exchange::{Body, BoxResponse, Target};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct Forward {
     metrics: Arc<Metrics>,
+    /// Indexed by [`Target::upstream`].
+    upstreams: Arc<[Arc<UpstreamClient>]>,
 }
 
 impl Forward {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Forward { metrics }
+    pub fn new(metrics: Arc<Metrics>, upstreams: Arc<[Arc<UpstreamClient>]>) -> Self {
+        Forward { metrics, upstreams }
     }
 }
 
@@ -34,22 +35,25 @@ impl tower::Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let Some(target) = req.extensions().get::<Target>().cloned() else {
+        let target = req.extensions().get::<Target>().copied();
+        let Some((target, upstream)) =
+            target.and_then(|t| Some((t, self.upstreams.get(t.upstream)?.clone())))
+        else {
             // The front door always sets a target; a request without one is a wiring bug,
             // answered rather than panicking on a live connection.
-            return Box::pin(std::future::ready(Err(Error::BadRequest(
-                "request has no resolved upstream".into(),
+            return Box::pin(std::future::ready(Err(Error::Internal(
+                "request has no resolved upstream",
             ))));
         };
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let started = tokio::time::Instant::now();
-            let res = target.upstream.send(req, &metrics).await;
+            let res = upstream.send(req, &metrics).await;
             // Failures that produced no upstream status are counted by the client-facing
             // series; this one is about what the API answered.
             if let Ok(res) = &res {
-                let (upstream, status) = (target.upstream.index(), res.status().as_u16());
-                metrics.upstream(upstream, target.route, status, started.elapsed());
+                let status = res.status().as_u16();
+                metrics.upstream(target.upstream, target.route, status, started.elapsed());
             }
             res
         })

@@ -7,7 +7,6 @@
 //! never an open proxy. The route is looked up once here and carried down in [`Target`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,58 +14,23 @@ use http::{header, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::body::{self, Body};
 use super::client::UpstreamClient;
 use super::headers::wire_size;
 use super::observe::Routed;
-use super::stack::BoxResponse;
 use crate::config::{Config, Server};
 use crate::error::Error;
+use crate::exchange::body::{self, Body};
+use crate::exchange::{BoxError, BoxResponse};
 use crate::route::RouteTable;
-use crate::BoxError;
 
 mod body_deadline;
 
-pub use self::body_deadline::{BodyDeadline, BodyReadTimeout};
-
-/// Where an admitted request goes; carried in the request's extensions.
-#[derive(Clone)]
-pub struct Target {
-    pub upstream: Arc<UpstreamClient>,
-    /// Index into the config's routes, or None for requests on no route (unshaped).
-    pub route: Option<usize>,
-    pub client_addr: SocketAddr,
-}
-
-impl Target {
-    /// The client's address for `client_ip` limit keys. A request without a target (never on
-    /// the proxy path) counts as one unknown client rather than escaping the limit.
-    pub fn client_ip(extensions: &http::Extensions) -> std::net::IpAddr {
-        Target::ip_of(extensions.get::<Target>())
-    }
-
-    /// [`Target::client_ip`] for a target held outside a request.
-    pub fn ip_of(target: Option<&Target>) -> std::net::IpAddr {
-        target.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |t| t.client_addr.ip())
-    }
-}
-
-/// What the connection knows about a request: who sent it, and for a request inside an
-/// intercepted CONNECT, which upstream the tunnel was opened to.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub tunnel_upstream: Option<usize>,
-}
-
-/// The body grew past `server.max_body_bytes` while streaming.
-#[derive(Debug, thiserror::Error)]
-#[error("request body larger than {0} bytes")]
-pub struct BodyLimitExceeded(pub u64);
+pub use self::body_deadline::BodyDeadline;
+pub use crate::exchange::{BodyLimitExceeded, BodyReadTimeout, ConnInfo, Target};
 
 /// The configured upstreams and the host names that reach them.
 pub struct Upstreams {
-    clients: Vec<Arc<UpstreamClient>>,
+    clients: Arc<[Arc<UpstreamClient>]>,
     by_host: HashMap<String, usize>,
     default: Option<usize>,
 }
@@ -84,7 +48,7 @@ impl Upstreams {
             }
         }
         Ok(Upstreams {
-            clients,
+            clients: clients.into(),
             by_host,
             default: config.default_upstream,
         })
@@ -104,6 +68,11 @@ impl Upstreams {
 
     pub fn get(&self, index: usize) -> &Arc<UpstreamClient> {
         &self.clients[index]
+    }
+
+    /// Every upstream's client, indexed as in the config, for the layer that sends requests.
+    pub fn clients(&self) -> Arc<[Arc<UpstreamClient>]> {
+        self.clients.clone()
     }
 }
 
@@ -139,9 +108,13 @@ impl Admission {
 
     /// Checks the request and resolves its target, or says why it cannot be served.
     pub fn admit(&self, mut req: Request<Incoming>) -> Result<Request<Body>, Error> {
-        let conn = req.extensions().get::<ConnInfo>().copied().ok_or_else(|| {
-            Error::BadRequest("request arrived without connection information".into())
-        })?;
+        let conn = req
+            .extensions()
+            .get::<ConnInfo>()
+            .copied()
+            .ok_or(Error::Internal(
+                "request arrived without connection information",
+            ))?;
         // Inside an intercepted tunnel the CONNECT was authenticated; clients send
         // Proxy-Authorization to the proxy only, never inside the TLS they think is end to end.
         if conn.tunnel_upstream.is_none() {
@@ -162,10 +135,13 @@ impl Admission {
         let limit = self.server.max_body_bytes;
         let body_timeout = self.server.body_timeout;
         let (mut parts, incoming) = req.into_parts();
+        let client = self.upstreams.get(upstream);
         parts.extensions.insert(Target {
-            upstream: self.upstreams.get(upstream).clone(),
+            upstream,
             route,
             client_addr: conn.peer,
+            connect_timeout: client.connect_timeout(),
+            retry_after_unit: client.retry_after_unit(),
         });
         // A request with no body (most GETs) gets the empty body: no allocation for a limit
         // that has nothing to count, nor for a deadline that has nothing to wait for.
@@ -235,9 +211,11 @@ impl Admission {
     }
 }
 
-/// Compares credentials without leaking, through timing, how much of a guess was right.
+/// Compares credentials without leaking, through timing, how much of a guess was right (the
+/// length of the expected value is no secret: it follows from the username's and password's).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// The front door as a tower service: admits, then hands the request to the inner stack.

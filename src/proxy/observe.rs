@@ -22,9 +22,8 @@ use tokio::time::Instant;
 
 use super::body::Body;
 use super::rescue::ErrorCode;
+use crate::exchange::{GAVE_UP_HEADER, QUEUED_HEADER, RETRIES_HEADER};
 use crate::metrics::Metrics;
-use crate::retry::layer::{QUEUED_HEADER, RETRIES_HEADER};
-use crate::retry::GAVE_UP_HEADER;
 use crate::route::RouteTable;
 
 /// The log target of the per-request line: `RUST_LOG=pacer::request=debug` shows only these.
@@ -85,6 +84,22 @@ where
                 route,
                 method,
                 start,
+            }),
+        }
+    }
+}
+
+impl<S> Observe<S> {
+    /// Counts and logs an answer made outside the stack (CONNECT's), on no route, as the stack's
+    /// own answers are.
+    pub fn watch<F>(&self, method: Method, answer: F) -> ObserveFuture<F> {
+        ObserveFuture {
+            inner: answer,
+            done: Some(Done {
+                metrics: self.metrics.clone(),
+                route: None,
+                method,
+                start: Instant::now(),
             }),
         }
     }

@@ -23,7 +23,7 @@ static LAST: Mutex<Option<HashMap<(&'static str, String), Instant>>> = Mutex::ne
 
 /// Logs `err` at WARN when it is a refusal worth an operator's attention and the same one was
 /// not logged within the last minute. Only error responses come here, never the success path.
-pub fn note(err: &Error) {
+pub fn note(err: &Error, message: &str) {
     let (subject, fix) = match err {
         Error::ForbiddenHost { host } => (
             host.as_str(),
@@ -47,7 +47,7 @@ pub fn note(err: &Error) {
         let code = err.code();
         tracing::warn!(
             code,
-            "refused: {err}; {fix} (logged once a minute per host or upstream)"
+            "refused: {message}; {fix} (logged once a minute per host or upstream)"
         );
     }
 }

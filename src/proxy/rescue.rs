@@ -3,7 +3,8 @@
 //! Every layer below returns typed errors; this layer, outermost in the stack, turns each into a
 //! response with the error's status, a `Retry-After` where a retry could succeed, and a JSON body
 //! `{"code": "pacer.<what>", "message": "...", "status": N}` that says what happened and why. No
-//! other code writes error responses, so every error a client sees has the same shape.
+//! other code turns an [`Error`] into a response, and the admin API's own errors use the same
+//! [`ErrorBody`], so every error a client sees has the same shape.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,11 +18,13 @@ use serde::Serialize;
 use super::body::{self, Body};
 use crate::error::Error;
 
+/// The JSON body of every error pacer answers, the admin API's included (it writes its own
+/// errors, `pacer.admin.<what>`, with this type), so every error document has one shape.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
-    status: u16,
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub message: String,
+    pub status: u16,
 }
 
 /// The `code` of an error response, in its extensions, so the request log line can say which
@@ -29,13 +32,34 @@ struct ErrorBody<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorCode(pub &'static str);
 
+/// An error as words: its own message, then what caused it. The one place an error's cause
+/// chain becomes text: the outermost cause and, when the chain goes deeper, its root, which
+/// together say what failed and why (`connecting to host:443: connection refused`) without
+/// every layer in between.
+pub fn message(err: &Error) -> String {
+    let Some(cause) = std::error::Error::source(err) else {
+        return err.to_string();
+    };
+    let mut root = cause;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let (outer, inner) = (cause.to_string(), root.to_string());
+    if outer == inner {
+        format!("{err}: {outer}")
+    } else {
+        format!("{err}: {outer}: {inner}")
+    }
+}
+
 /// Renders an error as the response the client sees.
 pub fn response(err: &Error) -> Response<Body> {
-    super::refusals::note(err);
+    let message = message(err);
+    super::refusals::note(err, &message);
     let status = err.status();
     let doc = ErrorBody {
         code: err.code(),
-        message: err.to_string(),
+        message,
         status: status.as_u16(),
     };
     let json = serde_json::to_vec(&doc).expect("an error body always serialises");
@@ -130,7 +154,7 @@ where
         Poll::Ready(Ok(match std::task::ready!(self.project().inner.poll(cx)) {
             Ok(res) => res,
             Err(err) => {
-                tracing::debug!(code = err.code(), error = %err, "request failed");
+                tracing::debug!(code = err.code(), error = %message(&err), "request failed");
                 response(&err)
             }
         }))

@@ -20,9 +20,6 @@
 
 use std::sync::Arc;
 
-use http::{Request, Response};
-
-use super::body::Body;
 use super::forward::Forward;
 use super::frontdoor::{Admission, FrontDoor};
 use super::observe::Observe;
@@ -35,37 +32,7 @@ use crate::retry::layer::Retry;
 use crate::shape::layer::{Limits, Shape};
 use crate::shutdown::DrainDeadline;
 
-/// The future of the layers below the front door, boxed once where it is made ([`Forward`],
-/// [`Shape`]) so that the layers above can name it and await it without boxing it again.
-pub type BoxResponse = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, crate::error::Error>> + Send>,
->;
-
-/// What the retry and shape layers wrap: a cheap-to-clone service whose future is a
-/// [`BoxResponse`]. Named once here, so each layer's bounds say only this.
-pub trait Downstream:
-    tower::Service<
-        Request<Body>,
-        Response = Response<Body>,
-        Error = crate::error::Error,
-        Future = BoxResponse,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> Downstream for S where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = crate::error::Error,
-            Future = BoxResponse,
-        > + Clone
-        + Send
-        + 'static
-{
-}
+pub use crate::exchange::{BoxResponse, Downstream};
 
 /// The assembled stack: cheap to clone (it holds `Arc`s), infallible to call.
 pub type Stack = Observe<Rescue<FrontDoor<Retry<Shape<Discover<Forward>>>>>>;
@@ -81,46 +48,13 @@ pub fn build(
     discovery: Option<Arc<Discovery>>,
 ) -> Stack {
     let routes = admission.routes.clone();
-    let forward = Discover::new(discovery, Forward::new(metrics.clone()));
+    let forward = Discover::new(
+        discovery,
+        Forward::new(metrics.clone(), admission.upstreams.clients()),
+    );
     let shape = Shape::new(limits.clone(), metrics.clone(), forward).with_drain_deadline(deadline);
     let retry = Retry::new(retry, limits, metrics.clone(), shape);
     let front = FrontDoor::new(admission, retry);
     let rescue = tower::Layer::layer(&super::rescue::RescueLayer, front);
     Observe::new(rescue, metrics, routes)
-}
-
-/// Helpers for the layers' unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::task::{Context, Poll};
-
-    use super::*;
-    use crate::error::Error;
-
-    /// A layer below that is never polled.
-    #[derive(Clone)]
-    pub(crate) struct Never;
-
-    impl tower::Service<Request<Body>> for Never {
-        type Response = Response<Body>;
-        type Error = Error;
-        type Future = BoxResponse;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: Request<Body>) -> BoxResponse {
-            Box::pin(std::future::pending())
-        }
-    }
-
-    /// A one-upstream config with no limits, and its limits and metrics.
-    pub(crate) fn limits_and_metrics() -> (config::Config, Arc<Limits>, Arc<Metrics>) {
-        let text = "upstreams: { a: { base_url: 'http://127.0.0.1:1' } }";
-        let config = config::Config::parse(text, std::path::Path::new(".")).unwrap();
-        let limits = Arc::new(Limits::new(&config));
-        let metrics = Arc::new(Metrics::new(&config));
-        (config, limits, metrics)
-    }
 }

@@ -60,9 +60,9 @@ impl Tracker {
 /// Opens the TCP connection a blind tunnel forwards to. Opened before the client hears 200, so
 /// an unreachable upstream is a 502 rather than a tunnel that closes at once.
 pub async fn dial(upstream: &str, addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
-    let unreachable = |reason: String| Error::UpstreamUnreachable {
+    let unreachable = |cause: Dial| Error::UpstreamUnreachable {
         upstream: upstream.to_owned(),
-        reason,
+        cause: Box::new(cause),
         sent: false,
     };
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -70,12 +70,27 @@ pub async fn dial(upstream: &str, addr: &str, timeout: Duration) -> Result<TcpSt
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
-        Ok(Err(e)) => Err(unreachable(format!("connecting to {addr}: {e}"))),
-        Err(_) => Err(unreachable(format!(
-            "connecting to {addr} took longer than {}s",
-            timeout.as_secs_f64()
-        ))),
+        Ok(Err(e)) => Err(unreachable(Dial::Failed {
+            addr: addr.to_owned(),
+            source: e,
+        })),
+        Err(_) => Err(unreachable(Dial::TimedOut {
+            addr: addr.to_owned(),
+            timeout,
+        })),
     }
+}
+
+/// Why a blind tunnel's connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum Dial {
+    #[error("connecting to {addr}")]
+    Failed {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to {addr} took longer than {}s", timeout.as_secs_f64())]
+    TimedOut { addr: String, timeout: Duration },
 }
 
 /// Waits for the client side of a CONNECT to be handed over, then pipes it to `upstream`.

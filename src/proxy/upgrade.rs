@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::client::is_upgrade;
 use super::tunnel::{self, Tracker};
+use crate::exchange::is_upgrade;
 
 /// The client's half of an upgrade, waiting for the upstream's answer.
 pub struct Pending {

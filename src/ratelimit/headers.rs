@@ -8,7 +8,7 @@ use http::HeaderMap;
 
 use super::structured::first_policy;
 use super::{Advertised, Family};
-use crate::retry::retry_after::{
+use crate::ratelimit::retry_after::{
     parse_delta, parse_reset, ININ_RATELIMIT_RESET, X_RATELIMIT_RESET,
 };
 
@@ -85,7 +85,7 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a http::Hea
 pub(super) fn window_secs(secs: i64) -> Option<Duration> {
     let secs = u64::try_from(secs).ok().filter(|&s| s > 0)?;
     let window = Duration::from_secs(secs);
-    (window <= crate::retry::RETRY_AFTER_CAP).then_some(window)
+    (window <= crate::ratelimit::retry_after::RETRY_AFTER_CAP).then_some(window)
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ fn member(entry: &ListEntry) -> Option<Member> {
         quota: count("q"),
         window: param(p, "w").and_then(window_secs),
         remaining: count("r"),
-        reset: secs("t").filter(|&t| t <= crate::retry::RETRY_AFTER_CAP),
+        reset: secs("t").filter(|&t| t <= crate::ratelimit::retry_after::RETRY_AFTER_CAP),
     })
 }
 

@@ -21,19 +21,16 @@ use super::policy::{retryable_status, GiveUp, RetryReason, GAVE_UP_HEADER};
 use super::{buffer_for_replay, full_jitter, Replay};
 use crate::config;
 use crate::error::Error;
-use crate::metrics::Metrics;
-use crate::proxy::body::{self, Body};
-use crate::proxy::frontdoor::{BodyLimitExceeded, Target};
-use crate::proxy::half_close::ClientConn;
-use crate::proxy::stack::{BoxResponse, Downstream};
-use crate::shape::layer::{IsRetry, Limits, Passed, RequestStart};
+use crate::exchange::body::{self, Body};
+use crate::exchange::half_close::ClientConn;
+use crate::exchange::{BodyLimitExceeded, BodyReadTimeout, BoxResponse, Downstream, Target};
+use crate::exchange::{IsRetry, Passed, RequestStart};
+use crate::metrics::{Metrics, Rejection};
+use crate::shape::limits::Limits;
 
 mod throttle;
 
-/// Response header: how many times pacer re-sent the request.
-pub const RETRIES_HEADER: &str = "x-pacer-retries";
-/// Response header: milliseconds the request spent waiting in queues and pauses.
-pub const QUEUED_HEADER: &str = "x-pacer-queued-ms";
+pub use crate::exchange::{QUEUED_HEADER, RETRIES_HEADER};
 
 /// A 429 body is read (to keep the pooled connection) only up to this size and time.
 const DRAIN_LIMIT: usize = 64 * 1024;
@@ -141,14 +138,13 @@ where
         // which is this one to within the call between, and an extension is an allocation per
         // request. Re-sent requests carry it (`retry_extensions`), so their queue deadlines
         // still count from the client's arrival.
-        let target = parts.extensions.get::<Target>().cloned();
+        let target = parts.extensions.get::<Target>().copied();
         let conn = parts.extensions.get::<ClientConn>().cloned();
         let budget = shared
             .limits
             .max_wait(target.as_ref().and_then(|t| t.route))
             .unwrap_or(shared.cfg.max_retry_after);
-        let upgrade =
-            crate::proxy::client::is_upgrade(&parts.headers).then(|| parts.extensions.clone());
+        let upgrade = crate::exchange::is_upgrade(&parts.headers).then(|| parts.extensions.clone());
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -265,7 +261,7 @@ where
         }
         let mut ext = http::Extensions::new();
         if let Some(target) = &self.target {
-            ext.insert(target.clone());
+            ext.insert(*target);
         }
         ext.insert(RequestStart(self.start));
         if let Some(conn) = &self.conn {
@@ -282,7 +278,7 @@ where
     fn connect_timeout(&self) -> Duration {
         self.target
             .as_ref()
-            .map_or(Duration::ZERO, |t| t.upstream.connect_timeout())
+            .map_or(Duration::ZERO, |t| t.connect_timeout)
     }
 
     fn backoff(&self) -> Duration {
@@ -313,7 +309,7 @@ where
 
     fn gave_up(&self, mut res: Response<Body>, why: GiveUp, passed: &Passed) -> Response<Body> {
         for &(i, _) in &passed.keys {
-            self.shared.metrics.rejected(i, "gave_up");
+            self.shared.metrics.rejected(i, Rejection::GaveUp);
         }
         tracing::warn!(
             status = res.status().as_u16(),
@@ -372,7 +368,7 @@ fn body_error(err: crate::BoxError) -> Error {
     if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
         return Error::BodyTooLarge { limit: limit.0 };
     }
-    if let Some(late) = err.downcast_ref::<crate::proxy::frontdoor::BodyReadTimeout>() {
+    if let Some(late) = err.downcast_ref::<BodyReadTimeout>() {
         return Error::BodyTimeout { timeout: late.0 };
     }
     Error::BadRequest(format!("reading the request body failed: {err}"))
@@ -381,7 +377,8 @@ fn body_error(err: crate::BoxError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::stack::testing::{limits_and_metrics, Never};
+    use crate::exchange::testing::Never;
+    use crate::shape::limits::testing::limits_and_metrics;
 
     /// Every queued request holds this layer's future, so its size is memory per queued
     /// request (bench/shaping.sh). Storing the request state twice made it 2.2 KiB.

@@ -14,19 +14,7 @@ use http::{Method, StatusCode};
 
 use crate::config::On5xx;
 
-/// The response header that tells the client why pacer passed an upstream failure through.
-pub const GAVE_UP_HEADER: &str = "x-pacer-gave-up";
-
-/// Why an attempt is a candidate for another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RetryReason {
-    /// The upstream answered 429.
-    Throttled,
-    /// The upstream answered 502, 503 or 504 to an idempotent request, and `on_5xx` allows it.
-    Upstream5xx,
-    /// The upstream could not be reached before any byte of the request left.
-    Connect,
-}
+pub use crate::exchange::{RetryReason, GAVE_UP_HEADER};
 
 /// Why pacer stopped retrying and handed the last upstream answer (or error) to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,32 +52,6 @@ pub fn idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
     )
-}
-
-// === impl RetryReason ===
-
-impl RetryReason {
-    /// Every reason, for pre-registering metric series.
-    pub const ALL: [RetryReason; 3] = [
-        RetryReason::Throttled,
-        RetryReason::Upstream5xx,
-        RetryReason::Connect,
-    ];
-
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetryReason::Throttled => "throttled",
-            RetryReason::Upstream5xx => "upstream_5xx",
-            RetryReason::Connect => "connect",
-        }
-    }
-}
-
-impl std::fmt::Display for RetryReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 // === impl GiveUp ===

@@ -9,14 +9,7 @@ use sha2::Sha256;
 
 use crate::config::KeyKind;
 
-/// A limit key: a hash of what the request is counted by. Raw tokens and header values are never
-/// kept, so a key in memory, a log or (later) Redis reveals nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LimitKey(pub u64);
-
-impl LimitKey {
-    pub const GLOBAL: LimitKey = LimitKey(0);
-}
+pub use crate::exchange::LimitKey;
 
 /// Derives the key of a request for a limit of `kind`. A request without the token or header
 /// it is keyed by shares the key of all such requests (it is still limited, never exempt).

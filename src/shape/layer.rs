@@ -5,153 +5,24 @@
 //! truly in flight upstream, streaming included.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::Instant;
 
 use super::answers::Answers;
-use super::key::{key_for, SharedKeys};
-use super::shared::{SharedLimiter, Store};
-use super::{Acquire, LimitKey, Limiter, LocalLimiter, Permit, Priority};
-use crate::config::{Config, Limit};
+use super::{Acquire, Permit, Priority};
 use crate::error::Error;
-use crate::metrics::Metrics;
-use crate::proxy::body::{self, Body};
-use crate::proxy::frontdoor::Target;
-use crate::proxy::half_close::ClientConn;
-use crate::proxy::stack::{BoxResponse, Downstream};
+use crate::exchange::body::{self, Body};
+use crate::exchange::half_close::ClientConn;
+use crate::exchange::{BoxResponse, Downstream, Target};
+use crate::metrics::{Metrics, Rejection};
 use crate::shutdown::DrainDeadline;
 
-/// The limiters of a config, and which of them each route passes.
-pub struct Limits {
-    limiters: Vec<Arc<dyn Limiter>>,
-    configs: Vec<Limit>,
-    /// Per route index, the limit indices in acquisition order.
-    routes: Vec<Vec<usize>>,
-    /// Per route index, the limit indices whose keys an upstream 429 pauses.
-    pauses: Vec<Vec<usize>>,
-    /// Per limit index, whether it is shared through Redis.
-    shared: Vec<bool>,
-    /// The Redis of the `shared:` section and its key HMAC, when a limit is shared.
-    store: Option<(Arc<Store>, SharedKeys)>,
-}
-
-// === impl Limits ===
-
-impl Limits {
-    /// Limits with `shared: true` go through one Redis store, connected in the background.
-    pub fn new(config: &Config) -> Limits {
-        let store = config
-            .shared
-            .as_ref()
-            .filter(|s| !s.limits.is_empty())
-            .map(|s| (Store::new(s.clone()), SharedKeys::new(&s.key_secret)));
-        let limiters = config
-            .limits
-            .iter()
-            .map(|l| match &store {
-                Some((store, _)) if config.is_shared(&l.name) => {
-                    SharedLimiter::new(l.clone(), store.clone()) as Arc<dyn Limiter>
-                }
-                _ => Arc::new(LocalLimiter::learning(l.clone(), config.learn_for(&l.name)))
-                    as Arc<dyn Limiter>,
-            })
-            .collect();
-        Limits {
-            limiters,
-            configs: config.limits.clone(),
-            routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
-            pauses: config.routes.iter().map(|r| r.pause.clone()).collect(),
-            shared: config
-                .limits
-                .iter()
-                .map(|l| config.is_shared(&l.name))
-                .collect(),
-            store,
-        }
-    }
-
-    /// Whether an upstream 429 on `route` pauses the keys of limit `index`.
-    pub fn pauses(&self, route: Option<usize>, index: usize) -> bool {
-        route
-            .and_then(|r| self.pauses.get(r))
-            .is_some_and(|p| p.contains(&index))
-    }
-
-    /// The key a request counts against for limit `index`: an HMAC equal in every instance for
-    /// shared limits, the process's own hash for local ones.
-    pub fn key_for(&self, index: usize, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
-        let cfg = &self.configs[index];
-        match &self.store {
-            Some((_, keys)) if self.shared[index] => keys.key_for(&cfg.key, headers, ip),
-            _ => key_for(&cfg.key, headers, ip),
-        }
-    }
-
-    /// The Redis store of shared limits, if any limit is shared.
-    pub fn store(&self) -> Option<&Arc<Store>> {
-        self.store.as_ref().map(|(s, _)| s)
-    }
-
-    pub fn limiters(&self) -> &[Arc<dyn Limiter>] {
-        &self.limiters
-    }
-
-    /// The limiter with this name.
-    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Limiter>> {
-        self.configs
-            .iter()
-            .position(|c| c.name == name)
-            .map(|i| &self.limiters[i])
-    }
-
-    pub fn limiter(&self, index: usize) -> &Arc<dyn Limiter> {
-        &self.limiters[index]
-    }
-
-    pub fn config(&self, index: usize) -> &Limit {
-        &self.configs[index]
-    }
-
-    /// The limit indices a route passes, in acquisition order.
-    pub fn for_route(&self, route: Option<usize>) -> &[usize] {
-        route.and_then(|r| self.routes.get(r)).map_or(&[], |v| v)
-    }
-
-    /// The tightest `queue.max_wait` among the route's queueing limits: how long a request of
-    /// that route may take to start, retries included.
-    pub fn max_wait(&self, route: Option<usize>) -> Option<Duration> {
-        self.for_route(route)
-            .iter()
-            .map(|&i| &self.configs[i])
-            .filter(|c| c.mode == crate::config::Mode::Queue)
-            .map(|c| c.queue.max_wait)
-            .min()
-    }
-}
-
-/// When the client's request arrived, on re-sent requests: their queue deadlines count from
-/// here, not from the retry. A first attempt carries none; this layer's own arrival time is the
-/// same instant to within a call.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestStart(pub Instant);
-
-/// What a request went through in this layer, put on the response for the layers above: the
-/// limit keys it passed (to pause them when the upstream answers 429) and how long it queued.
-#[derive(Clone, Debug, Default)]
-pub struct Passed {
-    pub keys: Vec<(usize, LimitKey)>,
-    pub waited: Duration,
-}
-
-/// Marks a request as a retry, so it queues ahead of newer requests.
-#[derive(Clone, Copy, Debug)]
-pub struct IsRetry;
+pub use super::limits::Limits;
+pub use crate::exchange::{IsRetry, Passed, RequestStart};
 
 #[derive(Clone)]
 pub struct Shape<S> {
@@ -246,18 +117,20 @@ where
         // (or, dropped unanswered, as no answer).
         let mut answers = Answers::new(&limits);
         for &i in limits.for_route(route) {
-            let cfg = &limits.configs[i];
+            let cfg = limits.config(i);
             let key = limits.key_for(i, req.headers(), client_ip);
             let acquire = Acquire {
                 key,
                 deadline: start + cfg.queue.max_wait,
                 priority,
             };
-            let acquired = until_drain_deadline(limits.limiters[i].acquire(acquire), &deadline);
+            let acquired = until_drain_deadline(limits.limiter(i).acquire(acquire), &deadline);
             let permit = match acquired.await {
                 Ok(p) => p,
                 Err(e) => {
-                    metrics.rejected(i, rejection_reason(&e));
+                    if let Some(reason) = Rejection::of(&e) {
+                        metrics.rejected(i, reason);
+                    }
                     return Err(e);
                 }
             };
@@ -320,19 +193,6 @@ async fn client_left_check() {
     tokio::task::yield_now().await;
 }
 
-/// The `reason` label of `pacer_rejected_total` for a limiter's refusal.
-fn rejection_reason(err: &Error) -> &'static str {
-    match err {
-        Error::QueueFull { .. } => "queue_full",
-        Error::QueueTimeout { .. } => "queue_timeout",
-        Error::RateLimited { .. } => "rate_limited",
-        Error::KeysExhausted { .. } => "keys_exhausted",
-        Error::ShuttingDown => "shutting_down",
-        Error::SharedUnavailable { .. } => "shared_unavailable",
-        _ => "other",
-    }
-}
-
 /// Keeps the permits alive as long as the response body is, so slots free when the client has
 /// the whole response or goes away, not when the headers arrive.
 fn hold_until_done(res: Response<Body>, permits: Vec<Permit>) -> Response<Body> {
@@ -378,7 +238,8 @@ impl http_body::Body for Holding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::stack::testing::{limits_and_metrics, Never};
+    use crate::exchange::testing::Never;
+    use crate::shape::limits::testing::limits_and_metrics;
 
     /// A queued request waits in this future, so its size is memory per queued request
     /// (bench/shaping.sh). As an `async fn` holding the request twice it was 696 bytes.

@@ -48,7 +48,7 @@ use self::queue::Lane;
 use self::wait::{permit, Wait};
 use super::{
     Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, Priority,
-    QuotaState,
+    QuotaState, UpdateError,
 };
 use crate::config::{KeyKind, Learn, Limit, Mode, Queue, Rate};
 use crate::error::Error;
@@ -272,7 +272,7 @@ impl Limiter for LocalLimiter {
         }
     }
 
-    fn update(&self, update: LimitUpdate) -> Result<LimitState, String> {
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError> {
         self.shared.params.update(&update)?;
         // Buckets adopt the change at their next decision; queued heads must look again now
         // (a faster rate or a bigger cap lets them go sooner, a slower one may doom some).

@@ -8,7 +8,7 @@
 //! - `live.rs`: reading back live changes and AIMD cuts made by other instances.
 //! - `client.rs`: the Redis connection, the per-call timeout and the health check.
 //! - `fallback.rs`: `on_unavailable` (local at `1/instances`, reject, allow).
-//! - `stats.rs`: call latency and errors, exported by `crate::metrics`.
+//! - `stats.rs`: call latency and errors, registered by `gauges.rs` with the limits' gauges.
 //!
 //! - `quota.rs` and `quota.lua`: window quotas as reservations in a sorted-set log of release
 //!   times beside the bucket, on Redis's clock, reading the same `params` hash and honouring
@@ -40,6 +40,7 @@ use self::lease::Leases;
 pub use self::lease::LEASE;
 use super::{
     Acquire, AcquireFuture, LimitKey, LimitState, LimitUpdate, Limiter, Permit, QuotaState,
+    UpdateError,
 };
 use crate::config::{Limit, Mode, Quota, Rate};
 use crate::error::Error;
@@ -314,7 +315,7 @@ impl Limiter for SharedLimiter {
         state
     }
 
-    fn update(&self, update: LimitUpdate) -> Result<LimitState, String> {
+    fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError> {
         let instances = self.store.config.instances;
         self.fallback
             .update(fallback::share_update(&update, instances))?;

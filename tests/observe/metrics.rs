@@ -1,5 +1,7 @@
 //! The metrics contract: names, bounded labels, and every client-facing answer counted.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 /// Routes without limits, so these tests do not depend on a limiter; proxy auth on, so a 407
@@ -145,5 +147,105 @@ async fn bounded_series_exist_before_any_traffic() {
                 &[("route", route), ("reason", reason)]
             ));
         }
+    }
+}
+
+/// A limit, so that its `pacer_rejected_total` series exist; no upstream lists `evil.example`.
+const LIMITED: &str = "\
+upstreams:
+  mock:
+    base_url: http://{mock}
+    hosts: [api.test]
+limits:
+  api:
+    rate: 10/s
+routes:
+  - match: GET /api/v2/**
+    limits: [api]
+proxy_auth:
+  username: jmeter
+  password: s3cret
+";
+
+/// The backticked words of the README's metrics table row for `series`, after its labels.
+fn readme_row_values(series: &str) -> BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{series}` |")))
+        .unwrap_or_else(|| panic!("the README's metrics table has no row for {series}"));
+    let what = row.rsplit('|').nth(1).unwrap();
+    what.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One list of rejection reasons: the code's (every one created up front), a live pacer's
+/// series, the README's metrics table and the dashboard's panel all name the same reasons.
+#[tokio::test]
+async fn rejection_reasons_are_one_list() {
+    let code: BTreeSet<String> = pacer::metrics::Rejection::ALL
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    let mock = start_mock_default().await;
+    let (_pacer, admin) = start_pacer_admin(LIMITED, mock.addr).await;
+    let live: BTreeSet<String> = parse_exposition(&scrape(admin).await)
+        .iter()
+        .filter(|s| s.name == "pacer_rejected_total" && s.label("limit") == "api")
+        .map(|s| s.label("reason").to_owned())
+        .collect();
+    assert_eq!(live, code, "a live pacer's pacer_rejected_total reasons");
+    assert_eq!(
+        readme_row_values("pacer_rejected_total"),
+        code,
+        "the README's pacer_rejected_total row"
+    );
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana/pacer-dashboard.json"
+    ))
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let panel = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Rejections by limit and reason")
+        .expect("the dashboard has a rejections panel");
+    let described = panel["description"].as_str().unwrap();
+    for reason in &code {
+        assert!(described.contains(reason.as_str()), "{reason}: {described}");
+    }
+}
+
+/// CONNECT's own answers are counted like every other answer, on route `unmatched`.
+#[tokio::test]
+async fn connect_answers_are_counted() {
+    let mock = start_mock_default().await;
+    let (pacer, admin) = start_pacer_admin(LIMITED, mock.addr).await;
+    let connect = |auth: &str| {
+        format!("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n{auth}Connection: close\r\n\r\n")
+    };
+    let res = raw_exchange(pacer.addr, connect("").as_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 407"), "{res}");
+    let auth = format!("Proxy-Authorization: {AUTH}\r\n");
+    let res = raw_exchange(pacer.addr, connect(&auth).as_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 403"), "{res}");
+    let s = samples(admin, "pacer_requests_total").await;
+    for status in ["407", "403"] {
+        let labels = [
+            ("route", "unmatched"),
+            ("method", "CONNECT"),
+            ("status", status),
+        ];
+        assert_eq!(
+            value_of(&s, "pacer_requests_total", &labels),
+            1.0,
+            "{status}"
+        );
     }
 }

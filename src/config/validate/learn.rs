@@ -51,7 +51,7 @@ pub(super) fn learn(
 fn headroom(raw: &RawShare) -> Result<f64, String> {
     let share = match raw {
         RawShare::Fraction(f) => *f,
-        RawShare::Percent(text) => crate::generate::scenario::parse_percent(text)?,
+        RawShare::Percent(text) => crate::config::parse_percent(text)?,
     };
     // Written so that NaN fails the comparison.
     if (0.0..=MAX_HEADROOM).contains(&share) {

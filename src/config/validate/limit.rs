@@ -86,7 +86,7 @@ fn rate_and_burst(
     let field = |f: &str| join(path, f);
     let rate = raw.rate.as_ref().and_then(|text| {
         parse_rate(&text.value)
-            .map_err(|msg| errs.at(field("rate"), text, msg))
+            .map_err(|e| errs.at(field("rate"), text, e.to_string()))
             .ok()
     });
     if let (None, Some(burst)) = (&raw.rate, &raw.burst) {
@@ -149,7 +149,7 @@ pub(crate) fn parse_quota(text: &str) -> Result<Quota, String> {
     if window.is_zero() {
         return Err(format!("{text:?} has an empty window; {hint}"));
     }
-    let count = parse_count(count.trim(), text, hint)?;
+    let count = parse_count(count.trim()).map_err(|e| e.in_text(text, hint))?;
     Ok(Quota {
         count,
         window,
@@ -158,16 +158,57 @@ pub(crate) fn parse_quota(text: &str) -> Result<Quota, String> {
 }
 
 /// `N/s`, `N/sec`, `N/min`, `N/m`, `N/h` or `N/hour`, with N a positive whole number.
-pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
-    let hint = "write a rate as N/s, N/min or N/h, e.g. 300/min";
+/// How to write a rate, said by every [`RateError`].
+const RATE_HINT: &str = "write a rate as N/s, N/min or N/h, e.g. 300/min";
+
+/// Why a rate does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("{text:?} is not a rate; {RATE_HINT}")]
+    NotARate { text: String },
+    #[error("unknown unit {unit:?} in {text:?}; {RATE_HINT}")]
+    UnknownUnit { unit: String, text: String },
+    #[error("{}", count.in_text(text, RATE_HINT))]
+    Count { count: CountError, text: String },
+}
+
+/// Why the N of a rate or quota is not a count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CountError {
+    #[error("the count must be at least 1")]
+    Zero,
+    #[error("{0:?} is not a whole number of requests up to {max}", max = u32::MAX)]
+    NotWhole(String),
+}
+
+impl CountError {
+    /// The message about this count in `text`, ending with `hint`.
+    fn in_text(&self, text: &str, hint: &str) -> String {
+        match self {
+            CountError::Zero => format!("{text:?} allows nothing; the count must be at least 1"),
+            CountError::NotWhole(count) => format!(
+                "{count:?} in {text:?} is not a whole number of requests up to {}; {hint}",
+                u32::MAX
+            ),
+        }
+    }
+}
+
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, RateError> {
     let Some((count, unit)) = text.split_once('/') else {
-        return Err(format!("{text:?} is not a rate; {hint}"));
+        return Err(RateError::NotARate { text: text.into() });
     };
     let unit = unit.trim();
     let Some(per) = named_period(unit) else {
-        return Err(format!("unknown unit {unit:?} in {text:?}; {hint}"));
+        return Err(RateError::UnknownUnit {
+            unit: unit.into(),
+            text: text.into(),
+        });
     };
-    let count = parse_count(count.trim(), text, hint)?;
+    let count = parse_count(count.trim()).map_err(|count| RateError::Count {
+        count,
+        text: text.into(),
+    })?;
     Ok(Rate { count, per })
 }
 
@@ -182,18 +223,13 @@ fn named_period(unit: &str) -> Option<Duration> {
 }
 
 /// The N of a rate or quota: a whole number from 1.
-fn parse_count(count: &str, text: &str, hint: &str) -> Result<u32, String> {
+fn parse_count(count: &str) -> Result<u32, CountError> {
     // `u32::from_str` also takes a leading '+', which is not a count anyone means to write.
     let digits = !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit());
     match count.parse::<u32>() {
-        Ok(0) => Err(format!(
-            "{text:?} allows nothing; the count must be at least 1"
-        )),
+        Ok(0) => Err(CountError::Zero),
         Ok(count) if digits => Ok(count),
-        _ => Err(format!(
-            "{count:?} in {text:?} is not a whole number of requests up to {}; {hint}",
-            u32::MAX
-        )),
+        _ => Err(CountError::NotWhole(count.into())),
     }
 }
 
@@ -332,7 +368,7 @@ mod tests {
 
     #[test]
     fn bad_rates() {
-        let err = |s| parse_rate(s).unwrap_err();
+        let err = |s| parse_rate(s).unwrap_err().to_string();
         assert!(err("20").contains("not a rate"));
         assert!(err("0/s").contains("at least 1"));
         assert!(err("-1/s").contains("whole number"));

@@ -4,8 +4,8 @@ use http::Method;
 
 use super::{join, list, Errors};
 use crate::config::raw::{RawRoute, Text};
+use crate::config::PathPattern;
 use crate::config::Route;
-use crate::route::PathPattern;
 
 /// Methods whose lower-case spelling is almost certainly a typo: HTTP methods are
 /// case-sensitive, and `get` would never match a client's `GET`.

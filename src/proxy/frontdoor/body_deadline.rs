@@ -15,12 +15,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::BoxError;
-
-/// The body did not arrive within `server.body_timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("request body not received within {}s", .0.as_secs_f64())]
-pub struct BodyReadTimeout(pub Duration);
+use crate::exchange::{BodyReadTimeout, BoxError};
 
 pin_project_lite::pin_project! {
     /// A request body that fails with [`BodyReadTimeout`] once its deadline passes.

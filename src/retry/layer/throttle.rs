@@ -7,10 +7,8 @@ use tokio::time::Instant;
 
 use super::Attempts;
 use crate::config;
-use crate::proxy::frontdoor::Target;
-use crate::proxy::stack::Downstream;
+use crate::exchange::{Downstream, Passed, Target};
 use crate::retry::retry_after_in;
-use crate::shape::layer::Passed;
 
 // === impl Attempts ===
 
@@ -23,7 +21,7 @@ where
         let unit = self
             .target
             .as_ref()
-            .map_or_else(Default::default, |t| t.upstream.retry_after_unit());
+            .map_or_else(Default::default, |t| t.retry_after_unit);
         retry_after_in(headers, SystemTime::now(), unit)
     }
 

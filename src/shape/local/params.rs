@@ -13,7 +13,7 @@ use governor::nanos::Nanos;
 use super::adaptive::{Aimd, Share};
 use super::quota::QuotaParams;
 use crate::config::{Limit, Quota, Rate};
-use crate::shape::LimitUpdate;
+use crate::shape::{LimitUpdate, UpdateError};
 
 #[derive(Debug)]
 pub(super) struct Params {
@@ -79,25 +79,23 @@ impl Params {
     }
 
     /// Applies a live change; zero values are refused and change nothing.
-    pub(super) fn update(&self, update: &LimitUpdate) -> Result<(), String> {
+    pub(super) fn update(&self, update: &LimitUpdate) -> Result<(), UpdateError> {
         if let Some(rate) = update.rate {
             if rate.count == 0 || rate.per.is_zero() {
-                return Err(format!(
-                    "rate {rate} lets nothing through; use at least 1 per period"
-                ));
+                return Err(UpdateError::RateZero(rate));
             }
         }
         if update.burst == Some(0) {
-            return Err("burst must be at least 1".into());
+            return Err(UpdateError::BurstZero);
         }
         if update.concurrency == Some(0) {
-            return Err("concurrency must be at least 1".into());
+            return Err(UpdateError::ConcurrencyZero);
         }
         if update
             .quota
             .is_some_and(|q| q.count == 0 || q.window.is_zero())
         {
-            return Err("a quota must allow at least 1 request per window".into());
+            return Err(UpdateError::QuotaZero);
         }
         let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(new) = update.rate {

@@ -1,6 +1,6 @@
 //! What the Redis client counts: call latency and errors by kind. The series live here, with
-//! the store, and the metrics registry adopts them (`crate::metrics`), so the client needs no
-//! handle on the registry.
+//! the store, and `Limits::register_metrics` (`shape/gauges.rs`) adds them to the registry, so
+//! the client needs no handle on the registry.
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
 use std::time::Duration;
