@@ -7,6 +7,8 @@
 #   PACER_CONFIG_EXTRA=bench/shaping-extra.yaml bash bench/passthrough.sh   # with limits
 #   FLOOR=1 bash bench/passthrough.sh         # also examples/hyper_floor.rs, a bare hyper proxy
 #   ROUTES=20 bash bench/passthrough.sh       # also a pacer with 20 routes, the request on the last
+#   BASELINE=../old/target/release/pacer bash bench/passthrough.sh   # also another pacer build
+#                                             # (an earlier commit's), same config, side by side
 #
 # Installs Debian's nginx-light and wrk when missing. Prints requests per second and p99 for each
 # round, then the medians and the ratios pacer/nginx.
@@ -33,7 +35,7 @@ if [ -n "${FLOOR:-}" ]; then cargo build --release --quiet --example hyper_floor
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port); floor_port=$(free_port)
-routes_port=$(free_port)
+routes_port=$(free_port); baseline_port=$(free_port)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -78,6 +80,13 @@ if [ -n "${ROUTES:-}" ]; then
   pids+=($!)
 fi
 
+# `baseline`: another pacer binary (BASELINE) with the same config, to compare builds in one run.
+if [ -n "${BASELINE:-}" ]; then
+  sed "s/^listen: .*/listen: 127.0.0.1:$baseline_port/" "$out/pacer.yaml" > "$out/pacer-baseline.yaml"
+  RUST_LOG=warn "$BASELINE" proxy --config "$out/pacer-baseline.yaml" &
+  pids+=($!)
+fi
+
 cat > "$out/nginx.conf" <<NGINX
 worker_processes auto;
 pid $PWD/$out/nginx.pid;
@@ -108,7 +117,8 @@ if [ -n "${FLOOR:-}" ]; then
   contenders="nginx pacer floor"
 fi
 if [ -n "${ROUTES:-}" ]; then contenders="$contenders routes"; fi
-port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; routes) echo "$routes_port" ;; esac; }
+if [ -n "${BASELINE:-}" ]; then contenders="$contenders baseline"; fi
+port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; routes) echo "$routes_port" ;; baseline) echo "$baseline_port" ;; esac; }
 for who in $contenders; do wait_port "$(port_of "$who")"; done
 wait_port "$mock_port"
 
@@ -156,4 +166,8 @@ if any(r[0] == "routes" for r in rows):
     r_rps, r_p99 = med("routes", 1), med("routes", 2)
     print(f"median req/s: pacer with routes {r_rps:.0f}  ratio routes/nginx {r_rps / n_rps:.3f}  routes/pacer {r_rps / p_rps:.3f}")
     print(f"median p99 ms: pacer with routes {r_p99:.2f}  ratio routes/nginx {r_p99 / n_p99:.3f}")
+if any(r[0] == "baseline" for r in rows):
+    b_rps, b_p99 = med("baseline", 1), med("baseline", 2)
+    print(f"median req/s: baseline build {b_rps:.0f}  ratio baseline/nginx {b_rps / n_rps:.3f}  pacer/baseline {p_rps / b_rps:.3f}")
+    print(f"median p99 ms: baseline build {b_p99:.2f}  pacer/baseline {p_p99 / b_p99:.3f}")
 PY

@@ -20,30 +20,11 @@
 //! of pacer's, past this process's file limit on the development machine (20,000), and requests
 //! failed for it.
 
+mod common;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpListener;
-use tokio::time::Instant;
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-/// The API's contract: `per_window` requests per `window` per token.
-#[derive(Clone, Copy)]
-struct Contract {
-    per_window: u32,
-    window: Duration,
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env_u64, mock_stats, offer, start_mock, start_pacer, Contract};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -75,8 +56,9 @@ async fn main() -> anyhow::Result<()> {
     // `BENCH_ONLY=learn` runs only the contenders whose name contains it.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for (name, limit) in contenders.into_iter().filter(|c| c.0.contains(&only)) {
-        let mock = start_mock(api).await?;
-        let url = start_pacer(&limit, mock).await?;
+        let mock = start_mock(api, pacer::mock::HeaderFamily::Genesys).await?;
+        let max_wait = Duration::from_secs(env_u64("BENCH_MAX_WAIT", 30));
+        let url = start_pacer(&limit, max_wait, mock).await?;
         let (answers, took) = offer(&url, api, tokens, run_for).await;
         let in_time = answers
             .iter()
@@ -119,91 +101,4 @@ fn rate(n: u32, w: u64) -> String {
     } else {
         format!("{}/h", n * 3600 / w)
     }
-}
-
-async fn start_mock(api: Contract) -> anyhow::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = pacer::mock::MockConfig {
-        default_limit: Some(pacer::mock::WindowLimit {
-            requests: api.per_window,
-            window: api.window,
-        }),
-        latency: Duration::from_millis(20),
-        ratelimit_headers: pacer::mock::HeaderFamily::Genesys,
-        ..Default::default()
-    };
-    tokio::spawn(pacer::mock::serve(listener, config, std::future::pending()));
-    Ok(addr)
-}
-
-/// Starts pacer with one per-token limit set by `limit` in front of `mock`: its base URL.
-async fn start_pacer(limit: &str, mock: std::net::SocketAddr) -> anyhow::Result<String> {
-    let max_wait = env_u64("BENCH_MAX_WAIT", 30);
-    let yaml = format!(
-        "upstreams:\n  mock: {{ base_url: 'http://{mock}' }}\n\
-         limits:\n  per-token: {{ {limit}, key: token, queue: {{ max_wait: {max_wait}s }} }}\n\
-         routes:\n  - {{ match: '* /api/v2/**', limits: [per-token] }}\n"
-    );
-    let config = pacer::Config::parse(&yaml, std::path::Path::new("."))?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let listeners = pacer::app::Listeners {
-        proxy: listener,
-        admin: None,
-    };
-    tokio::spawn(pacer::app::run(listeners, config, std::future::pending()));
-    Ok(format!("http://{addr}"))
-}
-
-/// Open model: each token sends twice its share, one request every W / (2 x N). Returns each
-/// answer's status and when it came (from the start), and how long until the last.
-async fn offer(
-    base: &str,
-    api: Contract,
-    tokens: usize,
-    run_for: Duration,
-) -> (Vec<(u16, Duration)>, Duration) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let gap = api.window / (2 * api.per_window);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    let mut i = 0u32;
-    while start.elapsed() < run_for {
-        tokio::time::sleep_until(start + gap * i).await;
-        for t in 0..tokens {
-            let req = http::Request::get(format!("{base}/api/v2/users"))
-                .header("authorization", format!("Bearer bench-{t}"))
-                .body(Empty::new())
-                .unwrap();
-            let client = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let status = match client.request(req).await {
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        let _ = res.into_body().collect().await;
-                        status
-                    }
-                    Err(_) => 0,
-                };
-                (status, start.elapsed())
-            }));
-        }
-        i += 1;
-    }
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(t.await.unwrap_or((0, Duration::MAX)));
-    }
-    (out, start.elapsed())
-}
-
-async fn mock_stats(mock: std::net::SocketAddr) -> anyhow::Result<serde_json::Value> {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let res = client
-        .request(http::Request::get(format!("http://{mock}/__mock/stats")).body(Empty::new())?)
-        .await?;
-    Ok(serde_json::from_slice(
-        &res.into_body().collect().await?.to_bytes(),
-    )?)
 }

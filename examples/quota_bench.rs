@@ -11,27 +11,21 @@
 //! limit: the 200s that came back while the load was offered, against what the API's windows
 //! allowed in that time (the queues never empty meanwhile, so the limit binds throughout).
 
+mod common;
+
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpListener;
-use tokio::time::Instant;
+use common::{env_u64, mock_stats, offer, start_mock, start_pacer, Contract};
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+use tokio::net::TcpListener;
 
 const WINDOW: Duration = Duration::from_secs(6);
 const PER_WINDOW: u32 = 30;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const API: Contract = Contract {
+    per_window: PER_WINDOW,
+    window: WINDOW,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -53,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     .into_iter()
     .filter(|c| c.contains(only.as_str()))
     {
-        let mock = start_mock().await?;
+        let mock = start_mock(API, Default::default()).await?;
         let (url, _guard) = match start(contender, mock).await? {
             Some(started) => started,
             None => {
@@ -61,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 continue;
             }
         };
-        let (answers, took) = offer(&url, tokens, run_for).await;
+        let (answers, took) = offer(&url, API, tokens, run_for).await;
         let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
         let in_time = answers
             .iter()
@@ -82,21 +76,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-async fn start_mock() -> anyhow::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = pacer::mock::MockConfig {
-        default_limit: Some(pacer::mock::WindowLimit {
-            requests: PER_WINDOW,
-            window: WINDOW,
-        }),
-        latency: Duration::from_millis(20),
-        ..Default::default()
-    };
-    tokio::spawn(pacer::mock::serve(listener, config, std::future::pending()));
-    Ok(addr)
 }
 
 /// Stops nginx when the contender is done: SIGTERM to the master, which stops its workers
@@ -125,20 +104,8 @@ async fn start(
         "pacer rate: 270/min" => "rate: 270/min",
         _ => return start_nginx(mock).await,
     };
-    let yaml = format!(
-        "upstreams:\n  mock: {{ base_url: 'http://{mock}' }}\n\
-         limits:\n  per-token: {{ {limit}, key: token, queue: {{ max_wait: 60s }} }}\n\
-         routes:\n  - {{ match: '* /api/v2/**', limits: [per-token] }}\n"
-    );
-    let config = pacer::Config::parse(&yaml, std::path::Path::new("."))?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let listeners = pacer::app::Listeners {
-        proxy: listener,
-        admin: None,
-    };
-    tokio::spawn(pacer::app::run(listeners, config, std::future::pending()));
-    Ok(Some((format!("http://{addr}"), None)))
+    let url = start_pacer(limit, Duration::from_secs(60), mock).await?;
+    Ok(Some((url, None)))
 }
 
 async fn start_nginx(
@@ -188,51 +155,4 @@ async fn start_nginx(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::bail!("nginx did not start; see {d}/error.log")
-}
-
-/// Open model: each token sends twice its share, one request every WINDOW / (2 x PER_WINDOW).
-/// Returns each answer's status and when it came (from the start), and how long until the last.
-async fn offer(base: &str, tokens: usize, run_for: Duration) -> (Vec<(u16, Duration)>, Duration) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let gap = WINDOW / (2 * PER_WINDOW);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    let mut i = 0u32;
-    while start.elapsed() < run_for {
-        tokio::time::sleep_until(start + gap * i).await;
-        for t in 0..tokens {
-            let req = http::Request::get(format!("{base}/api/v2/users"))
-                .header("authorization", format!("Bearer bench-{t}"))
-                .body(Empty::new())
-                .unwrap();
-            let client = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let status = match client.request(req).await {
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        let _ = res.into_body().collect().await;
-                        status
-                    }
-                    Err(_) => 0,
-                };
-                (status, start.elapsed())
-            }));
-        }
-        i += 1;
-    }
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(t.await.unwrap_or((0, Duration::MAX)));
-    }
-    (out, start.elapsed())
-}
-
-async fn mock_stats(mock: std::net::SocketAddr) -> anyhow::Result<serde_json::Value> {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let res = client
-        .request(http::Request::get(format!("http://{mock}/__mock/stats")).body(Empty::new())?)
-        .await?;
-    Ok(serde_json::from_slice(
-        &res.into_body().collect().await?.to_bytes(),
-    )?)
 }

@@ -1,6 +1,5 @@
 //! Shared quotas: `quota.lua` on a fixed clock, and three instances sharing one quota.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::support::counting::start_counting;
@@ -141,52 +140,8 @@ async fn three_instances_share_one_quota() {
 /// A 429 with `Retry-After: 2` through one instance pauses the quota's key on the other two.
 #[tokio::test]
 async fn a_429_pauses_a_shared_quota_on_every_instance() {
-    let Some(redis) = Redis::start() else { return };
-    let up = start_counting().await;
     let limit = "{ quota: 100/s, key: token, shared: true, queue: { max_wait: 10s } }";
-    let yaml = config(&redis, &up, limit, "");
-    let (a, b, c2) = (
-        start_shared(&yaml).await,
-        start_shared(&yaml).await,
-        start_shared(&yaml).await,
-    );
-    up.seen.retry_after_secs.store(2, Ordering::SeqCst);
-    up.seen.throttle.lock().unwrap().insert("paused".into());
-    let c = client();
-    let first = tokio::spawn({
-        let (c, url) = (c.clone(), a.url("/one"));
-        async move { send(&c, with_token(&url, "paused")).await.0 }
-    });
-    for _ in 0..200 {
-        if !up.arrivals().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let throttled_at = up.arrivals()[0];
-    // The pause is stored by a call pacer makes after the 429; give it a moment to land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let others: Vec<_> = [&b, &c2]
-        .into_iter()
-        .map(|inst| {
-            let (c, url) = (c.clone(), inst.url("/other"));
-            tokio::spawn(async move { send(&c, with_token(&url, "paused")).await.0 })
-        })
-        .collect();
-    assert_eq!(send(&c, with_token(&b.url("/free"), "free")).await.0, 200);
-    assert_eq!(first.await.unwrap(), 200);
-    for o in others {
-        assert_eq!(o.await.unwrap(), 200);
-    }
-    let arrivals = up.arrivals();
-    let early = arrivals[1..]
-        .iter()
-        .filter(|t| **t < throttled_at + Duration::from_millis(1900))
-        .count();
-    assert_eq!(
-        early, 1,
-        "requests of the paused key reached the upstream early"
-    );
+    super::rate::pause_is_shared(limit).await;
 }
 
 /// `PUT /limits/l` with a quota on one instance is in force on the others within a second.

@@ -70,9 +70,17 @@ async fn three_instances_share_one_rate() {
 /// A 429 with `Retry-After: 2` seen by one instance stops the other two for that key.
 #[tokio::test]
 async fn a_429_on_one_instance_pauses_the_key_on_all() {
+    pause_is_shared(
+        "{ rate: 100/s, burst: 10, key: token, shared: true, queue: { max_wait: 10s } }",
+    )
+    .await;
+}
+
+/// Three instances sharing `limit` (keyed by token): a 429 with `Retry-After: 2` through one
+/// pauses that token on the other two, and no other token.
+pub async fn pause_is_shared(limit: &str) {
     let Some(redis) = Redis::start() else { return };
     let up = start_counting().await;
-    let limit = "{ rate: 100/s, burst: 10, key: token, shared: true, queue: { max_wait: 10s } }";
     let yaml = config(&redis, &up, limit, "");
     let a = start_shared(&yaml).await;
     let b = start_shared(&yaml).await;

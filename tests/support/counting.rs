@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -59,20 +58,7 @@ pub async fn start_counting() -> Counting {
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let s = s.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(s.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let task = super::serve_http1(listener, move |req| answer(s.clone(), req));
     Counting { addr, seen, task }
 }
 

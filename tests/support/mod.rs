@@ -295,6 +295,32 @@ pub mod redis;
 pub mod tunnel;
 pub mod upstream;
 
+/// Serves HTTP/1.1 on `listener` until the returned task is aborted, each request answered by
+/// `answer` (the test upstreams' accept loop, written once).
+pub fn serve_http1<F, Fut>(listener: tokio::net::TcpListener, answer: F) -> JoinHandle<()>
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<http::Response<http_body_util::Full<Bytes>>, std::convert::Infallible>,
+        > + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(answer);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}
+
 /// A fresh directory under the system temp dir, unique to the caller.
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("pacer-test-{tag}-{}", uuid::Uuid::new_v4()));

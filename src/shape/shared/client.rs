@@ -89,11 +89,7 @@ impl Store {
         params: Params,
         op: Op,
     ) -> Result<Reply, Unavailable> {
-        let (name, arg) = match op {
-            Op::Reserve { max_wait } => ("reserve", max_wait),
-            Op::Pause { retry_after } => ("pause", retry_after),
-            Op::Release { tat } => ("release", tat),
-        };
+        let (name, arg) = op.script_args();
         let mut call = self.gcra.prepare_invoke();
         call.key(self.bucket_key(limit, key))
             .key(self.params_key(limit))

@@ -24,6 +24,17 @@ pub enum Op {
     Release { tat: u64 },
 }
 
+impl Op {
+    /// The operation's name and argument as the scripts (gcra.lua, quota.lua) take them.
+    pub fn script_args(self) -> (&'static str, u64) {
+        match self {
+            Op::Reserve { max_wait } => ("reserve", max_wait),
+            Op::Pause { retry_after } => ("pause", retry_after),
+            Op::Release { tat } => ("release", tat),
+        }
+    }
+}
+
 /// A key's bucket as stored in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Bucket {

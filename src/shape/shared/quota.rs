@@ -35,11 +35,7 @@ impl Store {
         quota: Quota,
         op: Op,
     ) -> Result<Reply, Unavailable> {
-        let (name, arg) = match op {
-            Op::Reserve { max_wait } => ("reserve", max_wait),
-            Op::Pause { retry_after } => ("pause", retry_after),
-            Op::Release { tat } => ("release", tat),
-        };
+        let (name, arg) = op.script_args();
         let bucket = self.bucket_key(limit, key);
         let mut call = self.quota.prepare_invoke();
         call.key(&bucket)
