@@ -31,6 +31,16 @@ use support::counting::Counting;
 use support::redis::Redis;
 use support::*;
 
+/// Waits (5 s at most) until `check` holds, looking every 5 ms: for state pacer writes to Redis
+/// after an answer, which the test can read but not be told of.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// The secret every test instance reads (`key_secret_env`), and a second one.
 pub const SECRET_ENV: &str = "PACER_TEST_SHARED_SECRET";
 pub const OTHER_SECRET_ENV: &str = "PACER_TEST_SHARED_SECRET_2";

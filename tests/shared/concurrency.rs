@@ -38,8 +38,14 @@ async fn a_cap_of_four_holds_across_three_instances() {
     assert!(most <= 4, "{most} in flight upstream at once");
     assert!(most >= 3, "the cap was hardly used: at most {most} at once");
     assert_eq!(up.arrivals().len(), 18);
-    // Every lease was given back.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every lease was given back (each release is a Redis call made after the answer).
+    let released = || {
+        let sets = redis.cli(&["--scan", "--pattern", "*:leases"]);
+        sets.lines()
+            .filter(|l| !l.is_empty())
+            .all(|set| redis.cli(&["ZCARD", set]).trim() == "0")
+    };
+    super::eventually("every lease given back", released).await;
     let held: usize = redis
         .dump_all()
         .lines()

@@ -104,7 +104,15 @@ pub async fn pause_is_shared(limit: &str) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let throttled_at = up.arrivals()[0];
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The pause is written by a call pacer makes after the 429 (its bucket's `pause` field).
+    let paused = || {
+        let keys = redis.cli(&["--scan"]);
+        keys.lines().filter(|k| !k.is_empty()).any(|k| {
+            let pause = redis.cli(&["HGET", k, "pause"]);
+            pause.trim().parse::<u64>().is_ok_and(|until| until > 0)
+        })
+    };
+    super::eventually("the pause stored in Redis", paused).await;
     let others: Vec<_> = [&b, &c2]
         .into_iter()
         .map(|inst| {
