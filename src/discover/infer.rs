@@ -178,13 +178,18 @@ fn whole_secs_nearest(d: Duration) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::discover::tally::Answer;
+    use crate::exchange::RetryAfterUnit;
     use http::{HeaderMap, StatusCode};
     use tokio::time::Instant;
 
     fn answer(t: &mut Tally, status: u16, level: u32) {
         let now = Instant::now();
         let status = StatusCode::from_u16(status).unwrap();
-        t.answered(&Answer::read(status, &HeaderMap::new()), level, now);
+        t.answered(
+            &Answer::read(status, &HeaderMap::new(), RetryAfterUnit::Seconds),
+            level,
+            now,
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -220,10 +225,18 @@ mod tests {
         h.insert("inin-ratelimit-count", "1".parse().unwrap());
         h.insert("inin-ratelimit-reset", "6".parse().unwrap());
         let level = t.sent(Instant::now(), true);
-        t.answered(&Answer::read(StatusCode::OK, &h), level, Instant::now());
+        t.answered(
+            &Answer::read(StatusCode::OK, &h, RetryAfterUnit::Seconds),
+            level,
+            Instant::now(),
+        );
         h.insert("inin-ratelimit-reset", "2".parse().unwrap());
         h.insert("inin-ratelimit-count", "30".parse().unwrap());
-        t.answered(&Answer::read(StatusCode::OK, &h), level, Instant::now());
+        t.answered(
+            &Answer::read(StatusCode::OK, &h, RetryAfterUnit::Seconds),
+            level,
+            Instant::now(),
+        );
         let f = infer(&t).unwrap();
         assert_eq!(
             f.limit,

@@ -55,7 +55,9 @@ where
         let Some(discovery) = &self.discovery else {
             return self.inner.call(req);
         };
-        let route = req.extensions().get::<Target>().and_then(|t| t.route);
+        let target = req.extensions().get::<Target>();
+        let route = target.and_then(|t| t.route);
+        let unit = target.map(|t| t.retry_after_unit).unwrap_or_default();
         let group = discovery.group(route, req.method(), req.uri().path());
         let token = req.headers().contains_key(http::header::AUTHORIZATION);
         let level = group
@@ -66,7 +68,7 @@ where
         let answer = self.inner.call(req);
         Box::pin(async move {
             let res = answer.await?;
-            let read = Answer::read(res.status(), res.headers());
+            let read = Answer::read(res.status(), res.headers(), unit);
             let mut tally = in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
             tally.answered(&read, level, Instant::now());
             drop(tally);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+use crate::exchange::RetryAfterUnit;
 use crate::ratelimit::{Advertised, Family};
 
 /// In-flight levels counted one by one up to here; higher ones share the last bucket.
@@ -46,12 +47,13 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    pub fn read(status: StatusCode, headers: &HeaderMap) -> Answer {
+    /// `unit` is what the upstream's `Retry-After` numbers count, read as the retry layer
+    /// reads them.
+    pub fn read(status: StatusCode, headers: &HeaderMap, unit: RetryAfterUnit) -> Answer {
         let now = std::time::SystemTime::now();
         let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
-            .then(|| headers.get(http::header::RETRY_AFTER))
-            .flatten()
-            .and_then(|v| crate::ratelimit::retry_after::parse_retry_after(v, now));
+            .then(|| crate::ratelimit::retry_after::retry_after_in(headers, now, unit))
+            .flatten();
         Answer {
             status,
             advertised: crate::ratelimit::advertised(headers, now),
@@ -232,12 +234,31 @@ mod tests {
                 StatusCode::TOO_MANY_REQUESTS
             };
             let level = t.sent(now, false);
-            t.answered(&Answer::read(status, &h), level, now);
+            t.answered(
+                &Answer::read(status, &h, RetryAfterUnit::Seconds),
+                level,
+                now,
+            );
             t.done();
         }
         assert_eq!(t.runs.lengths, vec![12, 12]);
         assert_eq!(median(&t.runs.intervals), Some(Duration::from_secs(6)));
         assert_eq!(t.in_flight_at_first_429, Some(0));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_the_upstreams_unit() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "1000".parse().unwrap());
+        let read = |unit| Answer::read(StatusCode::TOO_MANY_REQUESTS, &h, unit).retry_after;
+        assert_eq!(
+            read(RetryAfterUnit::Seconds),
+            Some(Duration::from_secs(1000))
+        );
+        assert_eq!(
+            read(RetryAfterUnit::Milliseconds),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

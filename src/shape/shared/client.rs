@@ -105,13 +105,7 @@ impl Store {
         let reply: (u8, u64, u64, u64, u64) = self
             .call(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await?;
-        Ok(Reply {
-            granted: reply.0 == 1,
-            wait: reply.1,
-            tat: reply.2,
-            interval: reply.3,
-            paused_for: reply.4,
-        })
+        Ok(Reply::from(reply))
     }
 
     /// Runs one command (see [`Store::call`]).

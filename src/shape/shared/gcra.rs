@@ -97,6 +97,19 @@ pub struct Reply {
     pub paused_for: u64,
 }
 
+/// The scripts' reply as redis-rs reads it: `{granted, wait, tat, interval, paused_for}`.
+impl From<(u8, u64, u64, u64, u64)> for Reply {
+    fn from((granted, wait, tat, interval, paused_for): (u8, u64, u64, u64, u64)) -> Reply {
+        Reply {
+            granted: granted == 1,
+            wait,
+            tat,
+            interval,
+            paused_for,
+        }
+    }
+}
+
 /// What one operation leaves in Redis besides the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stored {

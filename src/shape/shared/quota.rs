@@ -50,12 +50,10 @@ impl Store {
         let reply: (u8, u64, u64, u64, u64) = self
             .call(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await?;
+        // The script's fourth value is the quota's count; a quota has no emission interval.
         Ok(Reply {
-            granted: reply.0 == 1,
-            wait: reply.1,
-            tat: reply.2,
             interval: 0,
-            paused_for: reply.4,
+            ..Reply::from(reply)
         })
     }
 }
