@@ -89,10 +89,25 @@ const SPANNED_FIELDS: &[&str] = &[
     "ca_key",
     "username",
     "password",
+    "retry_after_unit",
+    "quota",
+    "margin",
+    "shared",
+    "headroom",
+    "max_pause",
+    "body_timeout",
+    "backlog",
+    "redis",
+    "key_prefix",
+    "key_secret_env",
+    "timeout",
+    "on_unavailable",
+    "instances",
 ];
 
-/// Lists whose items are [`Spanned`] scalars (`upstreams.*.hosts`, `routes[*].limits`).
-const SPANNED_LISTS: &[&str] = &["hosts", "limits"];
+/// Lists whose items are [`Spanned`] scalars (`upstreams.*.hosts`, `routes[*].limits`,
+/// `routes[*].pause`).
+const SPANNED_LISTS: &[&str] = &["hosts", "limits", "pause"];
 
 /// The dotted path of a parse error, as the user wrote it: `upstreams.genesys.hostz`,
 /// `routes[1].limits`. Empty for the document as a whole.
@@ -323,6 +338,19 @@ mod tests {
             "intercept.ca_key",
             "proxy_auth.username",
             "proxy_auth.password",
+            "upstreams.g.retry_after_unit",
+            "limits.a.quota",
+            "limits.a.margin",
+            "limits.a.shared",
+            "retry.max_pause",
+            "server.body_timeout",
+            "server.backlog",
+            "shared.redis",
+            "shared.key_prefix",
+            "shared.key_secret_env",
+            "shared.timeout",
+            "shared.on_unavailable",
+            "shared.instances",
         ];
         for field in fields {
             let mut yaml = "[x]".to_owned();
@@ -334,6 +362,8 @@ mod tests {
         }
         let e = err("routes: [{match: [x]}]");
         assert_eq!(e.path, "routes[0].match");
+        let e = err("routes: [{pause: [[x]]}]");
+        assert_eq!(e.path, "routes[0].pause[0]");
     }
 
     #[test]
