@@ -9,7 +9,7 @@ use http::HeaderMap;
 use super::structured::first_policy;
 use super::{Advertised, Family};
 use crate::ratelimit::retry_after::{
-    parse_delta, parse_reset, ININ_RATELIMIT_RESET, X_RATELIMIT_RESET,
+    digits, parse_delta, parse_reset, single, text, ININ_RATELIMIT_RESET, X_RATELIMIT_RESET,
 };
 
 const ININ_ALLOWED: HeaderName = HeaderName::from_static("inin-ratelimit-allowed");
@@ -64,21 +64,8 @@ pub fn x_ratelimit(headers: &HeaderMap, now: SystemTime) -> Option<Advertised> {
 
 /// A count: ASCII digits only (spaces around allowed), fitting `u32`.
 fn count(headers: &HeaderMap, name: &HeaderName) -> Option<u32> {
-    let text = single(headers, name)?
-        .to_str()
-        .ok()?
-        .trim_matches([' ', '\t']);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// The header's only value; `None` when absent or sent more than once (which one would count?).
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a http::HeaderValue> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    values.next().is_none().then_some(first)
+    let n = digits(text(single(headers, name)?)?)??;
+    u32::try_from(n).ok()
 }
 
 /// Seconds as a window, within the cap that bounds every wait read from a header.

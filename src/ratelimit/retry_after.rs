@@ -153,14 +153,14 @@ impl std::fmt::Display for Source {
 // === helpers ===
 
 /// The header's only value; `None` when absent or sent more than once.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+pub(super) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     values.next().is_none().then_some(first)
 }
 
 /// The value as ASCII text without surrounding whitespace; `None` when empty or not ASCII.
-fn text(value: &HeaderValue) -> Option<&str> {
+pub(super) fn text(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?.trim_matches([' ', '\t']);
     (!text.is_empty()).then_some(text)
 }
@@ -168,7 +168,7 @@ fn text(value: &HeaderValue) -> Option<&str> {
 /// `None` when `text` is not all digits; `Some(None)` when it is but overflows `u64`.
 ///
 /// `str::parse::<u64>` alone would accept a leading `+`, which RFC 9110 does not.
-fn digits(text: &str) -> Option<Option<u64>> {
+pub(super) fn digits(text: &str) -> Option<Option<u64>> {
     text.bytes()
         .all(|b| b.is_ascii_digit())
         .then(|| text.parse().ok())

@@ -9,6 +9,7 @@ use http::HeaderMap;
 use sfv::{BareItem, List, ListEntry, Parameters, Parser};
 
 use super::headers::window_secs;
+use super::retry_after::single;
 use super::{Advertised, Family};
 
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -85,8 +86,7 @@ pub(super) fn first_policy(value: &[u8]) -> (Option<u32>, Option<Duration>) {
 
 /// Every member of a one-line structured list field; none when absent, sent twice or malformed.
 fn members(headers: &HeaderMap, name: &HeaderName) -> Vec<Member> {
-    let mut values = headers.get_all(name).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
+    let Some(value) = single(headers, name) else {
         return Vec::new();
     };
     let Ok(list) = Parser::new(value.as_bytes()).parse::<List>() else {
