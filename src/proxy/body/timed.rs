@@ -43,7 +43,6 @@ pin_project_lite::pin_project! {
     pub struct Timed<B> {
         #[pin]
         inner: B,
-        deadline: Instant,
         idle: Duration,
         // When the last piece (or the head) arrived.
         last: Instant,
@@ -100,7 +99,6 @@ impl<B> Timed<B> {
         }
         Timed {
             inner,
-            deadline,
             idle,
             last: Instant::now(),
             sleep: None,
@@ -145,7 +143,7 @@ where
             Poll::Pending => {}
         }
         // The timer moves only when a wait starts after progress: once per pause, not per piece.
-        let due = (*this.last + *this.idle).min(*this.deadline);
+        let due = (*this.last + *this.idle).min(this.due.deadline);
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
@@ -153,7 +151,7 @@ where
             sleep.as_mut().reset(due);
         }
         ready!(sleep.as_mut().poll(cx));
-        let why = if due >= *this.deadline {
+        let why = if due >= this.due.deadline {
             BodyCut::Timeout
         } else {
             BodyCut::Idle
