@@ -122,11 +122,12 @@ impl Collector for LimitGauges {
         let [queue_depth, inflight, paused, keys] =
             [QUEUE_DEPTH, INFLIGHT, PAUSED, KEYS].map(|(n, h)| int_gauges(n, h, &["limit"]));
         let rate = GaugeVec::new(Opts::new(RATE.0, RATE.1), &["limit"]).expect("valid metric");
-        let mut learned_states = Vec::new();
+        let learned =
+            LEARNED.map(|(n, h)| GaugeVec::new(Opts::new(n, h), &["limit"]).expect("valid"));
         for limiter in limits.limiters() {
             let s: LimitState = limiter.state();
             if let Some(l) = &s.learned {
-                learned_states.push((limiter.name(), l.clone()));
+                set_learned(&learned, limiter.name(), l);
             }
             let name = [limiter.name()];
             queue_depth
@@ -144,7 +145,7 @@ impl Collector for LimitGauges {
             out.extend(g.collect());
         }
         out.extend(rate.collect());
-        out.extend(learned(&learned_states));
+        out.extend(learned.iter().flat_map(|f| f.collect()));
         if self.shared {
             out.extend(shared_modes(limits.limiters()));
         }
@@ -152,23 +153,19 @@ impl Collector for LimitGauges {
     }
 }
 
-/// The `pacer_learned_*` gauges of the limits that learned something.
-fn learned(states: &[(&str, LearnedState)]) -> Vec<MetricFamily> {
-    let families = LEARNED.map(|(n, h)| GaugeVec::new(Opts::new(n, h), &["limit"]).expect("valid"));
-    for (name, l) in states {
-        let values = [
-            l.quota.map(f64::from),
-            l.window_ms.map(|ms| ms as f64 / 1000.0),
-            l.remaining.map(f64::from),
-            l.rate,
-        ];
-        for (family, value) in families.iter().zip(values) {
-            if let Some(v) = value {
-                family.with_label_values(&[name]).set(v);
-            }
+/// Sets the `pacer_learned_*` gauges of one limit; a value not learned yet has no series.
+fn set_learned(families: &[GaugeVec; 4], name: &str, l: &LearnedState) {
+    let values = [
+        l.quota.map(f64::from),
+        l.window_ms.map(|ms| ms as f64 / 1000.0),
+        l.remaining.map(f64::from),
+        l.rate,
+    ];
+    for (family, value) in families.iter().zip(values) {
+        if let Some(v) = value {
+            family.with_label_values(&[name]).set(v);
         }
     }
-    families.iter().flat_map(|f| f.collect()).collect()
 }
 
 /// `pacer_shared_mode` and `pacer_shared_unshaped_total` of the shared limits.
