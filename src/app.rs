@@ -48,7 +48,7 @@ pub struct App {
 
 /// Discovery's output: where to write the config it found at shutdown, and the running
 /// config's text it is written from (its `limits:` and `routes:` replaced).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DiscoverOut {
     pub file: Option<std::path::PathBuf>,
     pub base: String,
@@ -244,13 +244,13 @@ pub fn describe(config: &Config) -> String {
     if let Some(s) = &config.shared {
         let _ = writeln!(
             out,
-            "shared: redis {} prefix {:?} timeout {:?} on_unavailable {:?} instances {} limits {:?}",
+            "shared: redis {} prefix {} timeout {:?} on_unavailable {} instances {} limits {}",
             s.redis_redacted(),
             s.key_prefix,
             s.timeout,
             s.on_unavailable,
             s.instances,
-            s.limits
+            s.limits.join(", ")
         );
     }
     for l in &config.limits {

@@ -388,6 +388,16 @@ pub enum OnUnavailable {
     Allow,
 }
 
+impl std::fmt::Display for OnUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnUnavailable::Local => "local",
+            OnUnavailable::Reject => "reject",
+            OnUnavailable::Allow => "allow",
+        })
+    }
+}
+
 impl Config {
     /// Reads and validates a config file. Relative paths inside it resolve against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

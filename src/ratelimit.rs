@@ -97,11 +97,6 @@ impl Advertised {
             && self.reset.is_none()
     }
 
-    /// Whether it says enough to hold a key back: how many may still go, and until when.
-    pub fn is_budget(&self) -> bool {
-        self.remaining.is_some() && self.reset.is_some()
-    }
-
     /// `Some(self)` unless empty.
     fn nonempty(self) -> Option<Advertised> {
         (!self.is_empty()).then_some(self)

@@ -102,10 +102,6 @@ impl SharedLimiter {
         limiter
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// Waits for the key's rate (a reservation in Redis), then for a lease when capped.
     async fn admit(&self, req: Acquire, start: Instant) -> Result<Permit, Error> {
         let deadline = start

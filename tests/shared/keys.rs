@@ -110,6 +110,11 @@ fn the_redis_password_never_shows() {
         described.contains("redis://:redacted@127.0.0.1:6379/0"),
         "{described}"
     );
+    // In the config's own words, not Rust's debug notation.
+    assert!(
+        described.contains("on_unavailable local instances 1 limits l\n"),
+        "{described}"
+    );
     for shown in [described, format!("{config:?}")] {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("test-secret"), "{shown}");
