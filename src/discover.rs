@@ -17,15 +17,15 @@
 //!
 //! # Memory
 //!
-//! A group is a few hundred bytes (counters, two histograms of [`tally::LEVELS`] levels, the
-//! last 32 runs). Configured routes have one group each; groups of unmatched paths are capped
+//! A group is at most about 1.8 KB (counters, two histograms of [`tally::LEVELS`] levels, the
+//! last 32 runs and their intervals): about 2 MB at [`MAX_GROUPS`]. Configured routes have one group each; groups of unmatched paths are capped
 //! at [`MAX_GROUPS`], past which new paths count in one `other` group, which is reported but
 //! never written as a route.
 //!
 //! # Cost
 //!
-//! Off unless asked for (`--discover-out`). On, each attempt takes its group's lock twice
-//! (send and answer) for a few counter updates, and an unmatched request's group is found
+//! Off unless asked for (`--discover-out`). On, each attempt takes its group's lock three
+//! times (send, answer, and done) for a few counter updates, and an unmatched request's group is found
 //! under a read lock after building its grouped path.
 
 mod infer;

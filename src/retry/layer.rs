@@ -106,7 +106,7 @@ struct Attempts<S> {
     upgrade: Option<http::Extensions>,
     target: Option<Target>,
     /// The client's connection, so a re-sent request waiting in a limit still notices a
-    /// client that left (`proxy/half_close.rs`).
+    /// client that left (`exchange/half_close.rs`).
     conn: Option<ClientConn>,
     replay: Replay<Body>,
     start: Instant,

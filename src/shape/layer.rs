@@ -110,7 +110,7 @@ where
     let conn = req.extensions().get::<ClientConn>().cloned();
     async move {
         // While it waits, the end of the client's stream means the client left (see
-        // `proxy/half_close.rs`).
+        // `exchange/half_close.rs`).
         let waiting = conn.as_ref().map(ClientConn::waiting);
         let mut permits = Vec::new();
         // What the request passed, reported to the limits that learn when its answer comes

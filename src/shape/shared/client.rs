@@ -17,7 +17,7 @@ use super::gcra::{Op, Params, Reply};
 use super::stats::Stats;
 use crate::config::SharedStore;
 
-/// How often a down Redis is tried again, and how often live parameters are read back.
+/// How often a down Redis is tried again (live parameters are read back by `live.rs`).
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
