@@ -70,6 +70,9 @@ async fn setup(conn: &mut redis::aio::MultiplexedConnection, bucket: &str, param
     if let Some(v) = live.cut_at {
         fields.push(("cut_at", v.to_string()));
     }
+    if let Some(v) = live.event_end {
+        fields.push(("event_end", v.to_string()));
+    }
     if !fields.is_empty() {
         let _: () = redis::cmd("HSET")
             .arg(params)

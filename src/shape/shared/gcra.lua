@@ -3,7 +3,8 @@
 --
 -- KEYS[1]  the key's bucket, a hash: tat (theoretical arrival time), pause (paused until)
 -- KEYS[2]  the limit's live parameters, a hash: interval, burst (absent: ARGV's), and the
---          AIMD state cut_to (share of the rate after the last cut), cut_at (its time)
+--          AIMD state cut_to (share of the rate after the last cut), cut_at (its time),
+--          event_end (429s before it belong to the last cut's congestion event)
 -- ARGV     op, now (empty: Redis TIME), interval, burst, arg, and for adaptive limits
 --          factor, floor, step, step interval (all empty otherwise)
 --          op reserve: arg = longest wait the caller accepts
@@ -19,7 +20,7 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local live = redis.call('HMGET', KEYS[2], 'interval', 'burst', 'cut_to', 'cut_at')
+local live = redis.call('HMGET', KEYS[2], 'interval', 'burst', 'cut_to', 'cut_at', 'event_end')
 local base = tonumber(live[1]) or tonumber(ARGV[3])
 local burst = tonumber(live[2]) or tonumber(ARGV[4])
 local arg = tonumber(ARGV[5])
@@ -63,9 +64,12 @@ if op == 'reserve' then
   store(new, pause)
   return {1, wait, new, interval, paused_for(pause)}
 elseif op == 'pause' then
-  if factor then
+  local event_end = tonumber(live[5])
+  if factor and not (event_end and now < event_end) then
     fraction = math.min(math.max(fraction * factor, floor), 1)
-    redis.call('HSET', KEYS[2], 'cut_to', string.format('%.17g', fraction), 'cut_at', string.format('%d', now))
+    local ends = math.max(now + arg, now + every)
+    redis.call('HSET', KEYS[2], 'cut_to', string.format('%.17g', fraction), 'cut_at', string.format('%d', now),
+      'event_end', string.format('%d', ends))
     interval = math.floor(base / fraction)
     tau = interval * (burst - 1)
   end

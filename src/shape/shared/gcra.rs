@@ -10,8 +10,9 @@
 //! takes its place at once: that is what makes the order FIFO across instances.
 //!
 //! `T` is the base interval (the configured rate, or a live change stored in Redis) divided by
-//! the AIMD share of an adaptive limit, also kept in Redis (`cut_to`, `cut_at`) so that a 429 on
-//! one instance slows all of them, with the same arithmetic as the local limiter's AIMD.
+//! the AIMD share of an adaptive limit, also kept in Redis (`cut_to`, `cut_at`, `event_end`) so
+//! that a 429 on one instance slows all of them, cutting once per congestion event as the local
+//! limiter's AIMD does.
 
 /// The script's operations, in the order of its `ARGV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Live {
     pub burst: Option<u64>,
     pub cut_to: Option<f64>,
     pub cut_at: Option<u64>,
+    /// When the congestion event of the last cut ends: 429s until then cut no further.
+    pub event_end: Option<u64>,
 }
 
 /// An adaptive limit's AIMD settings; `every` is the clean interval in microseconds.
@@ -114,8 +117,9 @@ impl From<(u8, u64, u64, u64, u64)> for Reply {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stored {
     pub bucket: Option<Bucket>,
-    /// A new AIMD cut: `(cut_to, cut_at)`.
+    /// A new AIMD cut: `(cut_to, cut_at)`, its event ending at `event_end` (stored beside).
     pub cut: Option<(f64, u64)>,
+    pub event_end: Option<u64>,
 }
 
 /// Runs `op` on `bucket` at `now`; returns the reply and what to store.
@@ -135,7 +139,7 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
     };
     let keep = |b| Stored {
         bucket: Some(b),
-        cut: None,
+        ..Stored::default()
     };
     match op {
         Op::Reserve { max_wait } => {
@@ -152,10 +156,14 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
             )
         }
         Op::Pause { retry_after } => {
-            let mut cut = None;
-            if let Some(a) = params.aimd {
+            let (mut cut, mut event_end) = (None, None);
+            // Once per congestion event, as the local limiter: 429s that come within the pause
+            // of the last cut (or within one clean interval of it) are the same event.
+            let in_event = live.event_end.is_some_and(|end| now < end);
+            if let Some(a) = params.aimd.filter(|_| !in_event) {
                 fraction = (fraction * a.factor).max(a.floor).min(1.0);
                 cut = Some((fraction, now));
+                event_end = Some((now + retry_after).max(now + a.every));
                 interval = effective(base, fraction);
                 tau = interval * burst.saturating_sub(1);
             }
@@ -164,6 +172,7 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
             let stored = Stored {
                 bucket: Some(Bucket { tat: t, pause: p }),
                 cut,
+                event_end,
             };
             (reply(true, 0, t, interval, p), stored)
         }
@@ -338,6 +347,29 @@ fn live_cases() -> Vec<Case> {
             pause,
             r(true, 0, 1_500, 1_000, 500),
             Some((0.1, 1_000)),
+        ),
+        // A second 429 within the event of the last cut (until 1_500) cuts no further: the
+        // share stays 0.5, the interval 200.
+        case(
+            1_200,
+            Live {
+                event_end: Some(1_500),
+                ..cut_at(0.5, 1_000)
+            },
+            pause,
+            r(true, 0, 1_700, 200, 500),
+            None,
+        ),
+        // After the event, the next 429 cuts again (0.5 to 0.25: four times the interval).
+        case(
+            1_600,
+            Live {
+                event_end: Some(1_500),
+                ..cut_at(0.5, 1_600)
+            },
+            pause,
+            r(true, 0, 2_100, 400, 500),
+            Some((0.25, 1_600)),
         ),
         // Two clean intervals after a cut to 0.5, the share is back to 1 (0.5 + 2 × 0.25).
         case(

@@ -52,6 +52,7 @@ impl SharedLimiter {
             burst,
             cut_to,
             cut_at,
+            event_end: None,
         };
         let params = self.params();
         let now = secs * 1_000_000 + micros;
