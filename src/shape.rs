@@ -45,6 +45,11 @@ pub enum UpdateError {
     ConcurrencyZero,
     #[error("a quota must allow at least 1 request per window")]
     QuotaZero,
+    #[error(
+        "a shared limit without a concurrency cap cannot get one live (every instance would need \
+         its lease set); add concurrency to the config"
+    )]
+    SharedCapAdded,
 }
 
 /// The future [`Limiter::acquire`] returns. Boxed so the trait stays object-safe: limiters are

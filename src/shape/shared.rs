@@ -312,6 +312,10 @@ impl Limiter for SharedLimiter {
     }
 
     fn update(&self, update: LimitUpdate) -> Result<LimitState, UpdateError> {
+        let adds_cap = update.concurrency.is_some_and(|c| c != super::NO_CAP);
+        if adds_cap && self.leases.is_none() {
+            return Err(UpdateError::SharedCapAdded);
+        }
         let instances = self.store.config.instances;
         self.fallback
             .update(fallback::share_update(&update, instances))?;

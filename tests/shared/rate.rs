@@ -171,6 +171,24 @@ async fn a_live_change_on_one_instance_reaches_all() {
     assert_eq!(json(&body)["code"], "pacer.rate.limited");
 }
 
+/// A cap cannot be added live to a shared limit that has none: refused, and nothing changes.
+#[tokio::test]
+async fn a_live_cap_on_a_shared_limit_without_one_is_refused() {
+    let Some(redis) = Redis::start() else { return };
+    let up = start_counting().await;
+    let yaml = config(&redis, &up, "{ rate: 50/s, shared: true }", "");
+    let a = start_shared(&yaml).await;
+    let c = client();
+    let put = request("PUT", &format!("http://{}/limits/l", a.admin))
+        .body(Full::from(r#"{"concurrency": 2}"#))
+        .unwrap();
+    let (status, _, body) = send(&c, put).await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("add concurrency to the config"));
+    let (_, _, body) = get(&c, &format!("http://{}/status", a.admin)).await;
+    assert!(json(&body)["limits"][0]["concurrency"].is_null());
+}
+
 /// AIMD on a shared limit: a 429 through one instance cuts the rate of every instance.
 #[tokio::test]
 async fn an_adaptive_cut_on_one_instance_slows_all() {
