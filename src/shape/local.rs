@@ -53,6 +53,9 @@ use super::{
 use crate::config::{KeyKind, Learn, Limit, Mode, Queue, Rate};
 use crate::error::Error;
 
+/// The hint of a refusal whose wait is unknown or already over.
+const UNKNOWN_WAIT: Duration = Duration::from_secs(1);
+
 /// The in-memory [`Limiter`].
 pub struct LocalLimiter {
     shared: Arc<Shared>,
@@ -304,20 +307,21 @@ impl Shared {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    // A refusal whose wait is unknown (a slot or a probe's answer) carries none: the error's
-    // `retry_after()` makes that "try in a second", for every limiter alike.
+    // Every refusal carries a hint: a 429 without Retry-After leaves a client to guess, and
+    // when the wait is unknown (a slot or a probe's answer) or already over, the answer is
+    // "try in a second" (the rescue layer rounds to whole seconds, at least 1).
 
     fn queue_full(&self, retry_after: Option<Duration>) -> Error {
         Error::QueueFull {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 
     fn queue_timeout(&self, retry_after: Option<Duration>) -> Error {
         Error::QueueTimeout {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 
@@ -329,7 +333,7 @@ impl Shared {
         };
         Error::RateLimited {
             limit: self.name.clone(),
-            retry_after,
+            retry_after: Some(retry_after.unwrap_or(UNKNOWN_WAIT)),
         }
     }
 }
