@@ -275,7 +275,7 @@ pub fn describe(config: &Config) -> String {
         let names: Vec<&str> = r
             .limits
             .iter()
-            .map(|&i| config.limits[i].name.as_str())
+            .map(|&i| config.limit_at(i).name.as_str())
             .collect();
         let names = if names.is_empty() {
             "none (unshaped)".to_owned()

@@ -30,6 +30,7 @@ pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
 pub use self::validate::{CountError, RateError};
 pub use crate::exchange::RetryAfterUnit;
+use crate::exchange::LimitId;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -259,11 +260,11 @@ pub struct Route {
     /// None matches any method (`*`).
     pub method: Option<Method>,
     pub path: PathPattern,
-    /// Indices into [`Config::limits`], in acquisition order.
-    pub limits: Vec<usize>,
+    /// Entries of [`Config::limits`], in acquisition order.
+    pub limits: Vec<LimitId>,
     /// The limits (indices, a subset of `limits`) whose keys an upstream 429 on this route
     /// pauses; every limit of the route unless `pause:` names some.
-    pub pause: Vec<usize>,
+    pub pause: Vec<LimitId>,
 }
 
 /// Upstream 429 absorption and replay.
@@ -421,6 +422,11 @@ impl Config {
 
     pub fn limit(&self, name: &str) -> Option<&Limit> {
         self.limits.iter().find(|l| l.name == name)
+    }
+
+    /// The limit a route names.
+    pub fn limit_at(&self, id: LimitId) -> &Limit {
+        &self.limits[id.index()]
     }
 
     /// How the limit with this name learns from rate-limit headers, if it does (`learn:`).

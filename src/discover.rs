@@ -44,6 +44,7 @@ use self::infer::infer;
 pub use self::infer::{Finding, Limit, Source};
 pub use self::path::{group_path, is_id};
 use self::tally::Tally;
+use crate::exchange::RouteId;
 pub use self::write::{log_findings, write_config};
 
 /// Distinct unmatched `(method, grouped path)` groups kept; later ones count in `other`.
@@ -140,8 +141,8 @@ impl Discovery {
     }
 
     /// The group of a request: its route's, or its method and grouped path's.
-    fn group(&self, route: Option<usize>, method: &http::Method, path: &str) -> Group {
-        if let Some((_, g)) = route.and_then(|r| self.routes.get(r)) {
+    fn group(&self, route: Option<RouteId>, method: &http::Method, path: &str) -> Group {
+        if let Some((_, g)) = route.and_then(|r| self.routes.get(r.index())) {
             return g.clone();
         }
         let name = format!("{method} {}", group_path(path));
@@ -235,7 +236,7 @@ routes: [{ match: 'GET /api/v2/scripts/**', limits: [l] }]";
         let d = discovery();
         let get = http::Method::GET;
         let count = |g: Group| g.lock().unwrap().sent(Instant::now(), false);
-        count(d.group(Some(0), &get, "/api/v2/scripts/1"));
+        count(d.group(Some(RouteId::new(0)), &get, "/api/v2/scripts/1"));
         count(d.group(None, &get, "/api/v2/users/42"));
         assert_eq!(count(d.group(None, &get, "/api/v2/users/43")), 2);
         for i in 0..MAX_GROUPS {

@@ -57,13 +57,42 @@ pub const QUEUED_HEADER: &str = "x-pacer-queued-ms";
 /// Response header: why pacer passed an upstream failure through instead of retrying.
 pub const GAVE_UP_HEADER: &str = "x-pacer-gave-up";
 
-/// Where an admitted request goes; the front door puts it in the request's extensions.
+/// A route of the config, by its place in `routes:`. Typed so that it cannot be mixed up with
+/// the other indices a request meets (upstreams, limits); a request on no route has `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteId(usize);
+
+/// An upstream of the config, by its place in `upstreams:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamId(usize);
+
+/// A limit of the config, by its place in `limits:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LimitId(usize);
+
+macro_rules! config_index {
+    ($($id:ident),*) => {$(
+        impl $id {
+            /// The id of the entry at `index` in its config list.
+            pub const fn new(index: usize) -> Self {
+                $id(index)
+            }
+
+            /// The entry's place in its config list.
+            pub const fn index(self) -> usize {
+                self.0
+            }
+        }
+    )*};
+}
+
+config_index!(RouteId, UpstreamId, LimitId);
+
+/// Where an admitted request goes; the front door puts it in the request's extensions. Its
+/// route is not here: each route has a stack of its own, which knows it.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {
-    /// Index into the config's upstreams.
-    pub upstream: usize,
-    /// Index into the config's routes, or None for requests on no route (unshaped).
-    pub route: Option<usize>,
+    pub upstream: UpstreamId,
     pub client_addr: SocketAddr,
     /// The upstream's connect timeout, which a connect retry must leave room for.
     pub connect_timeout: Duration,
@@ -98,7 +127,7 @@ pub enum RetryAfterUnit {
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    pub tunnel_upstream: Option<usize>,
+    pub tunnel_upstream: Option<UpstreamId>,
 }
 
 /// The request body grew past `server.max_body_bytes` while streaming.
@@ -130,7 +159,7 @@ pub struct RequestStart(pub Instant);
 /// the limit keys it passed (to pause them when the upstream answers 429) and how long it queued.
 #[derive(Clone, Debug, Default)]
 pub struct Passed {
-    pub keys: Vec<(usize, LimitKey)>,
+    pub keys: Vec<(LimitId, LimitKey)>,
     pub waited: Duration,
 }
 

@@ -24,7 +24,7 @@ use prometheus::{
 
 use self::labels::{method_index, ReasonCounters, StatusCounters, METHODS};
 use crate::config::Config;
-use crate::exchange::RetryReason;
+use crate::exchange::{LimitId, RetryReason, RouteId, UpstreamId};
 
 pub use self::scrape::CONTENT_TYPE;
 
@@ -204,7 +204,7 @@ impl Metrics {
     }
 
     /// A client-facing answer: `pacer_requests_total` and `pacer_request_duration_seconds`.
-    pub fn request(&self, route: Option<usize>, method: &Method, status: u16, took: Duration) {
+    pub fn request(&self, route: Option<RouteId>, method: &Method, status: u16, took: Duration) {
         let series = self.route(route);
         series.requests[method_index(method)].inc(status);
         series.duration.observe(took.as_secs_f64());
@@ -212,8 +212,14 @@ impl Metrics {
 
     /// An upstream attempt: `pacer_upstream_requests_total`, `pacer_upstream_duration_seconds`,
     /// and `pacer_upstream_throttled_total` when the status is 429.
-    pub fn upstream(&self, upstream: usize, route: Option<usize>, status: u16, took: Duration) {
-        let Some(per_route) = self.upstreams.get(upstream) else {
+    pub fn upstream(
+        &self,
+        upstream: UpstreamId,
+        route: Option<RouteId>,
+        status: u16,
+        took: Duration,
+    ) {
+        let Some(per_route) = self.upstreams.get(upstream.index()) else {
             return;
         };
         let series = &per_route[self.route_slot(route)];
@@ -225,34 +231,34 @@ impl Metrics {
     }
 
     /// `pacer_upstream_body_cut_total{upstream,reason}`: a streamed answer cut short.
-    pub fn body_cut(&self, upstream: usize, why: BodyCut) {
-        if let Some(c) = self.body_cuts.get(upstream) {
+    pub fn body_cut(&self, upstream: UpstreamId, why: BodyCut) {
+        if let Some(c) = self.body_cuts.get(upstream.index()) {
             c[why as usize].inc();
         }
     }
 
     /// `pacer_retries_total{route,reason}`.
-    pub fn retry(&self, route: Option<usize>, reason: &'static str) {
+    pub fn retry(&self, route: Option<RouteId>, reason: &'static str) {
         self.route(route).retries.inc(reason);
     }
 
     /// `pacer_rejected_total{limit,reason}`.
-    pub fn rejected(&self, limit: usize, reason: Rejection) {
-        if let Some(l) = self.limits.get(limit) {
+    pub fn rejected(&self, limit: LimitId, reason: Rejection) {
+        if let Some(l) = self.limits.get(limit.index()) {
             l.rejected.inc(reason.as_str());
         }
     }
 
     /// `pacer_queue_wait_seconds{limit}`.
-    pub fn queue_wait(&self, limit: usize, waited: Duration) {
-        if let Some(l) = self.limits.get(limit) {
+    pub fn queue_wait(&self, limit: LimitId, waited: Duration) {
+        if let Some(l) = self.limits.get(limit.index()) {
             l.queue_wait.observe(waited.as_secs_f64());
         }
     }
 
     /// The `route` label of a route index (`unmatched` for None), for log lines that should
     /// name a route the way the metrics do.
-    pub fn route_label(&self, route: Option<usize>) -> &str {
+    pub fn route_label(&self, route: Option<RouteId>) -> &str {
         &self.route(route).label
     }
 
@@ -263,12 +269,15 @@ impl Metrics {
 
     /// An index outside the config (a wiring bug) counts as `unmatched` rather than panicking
     /// on a live request.
-    fn route_slot(&self, route: Option<usize>) -> usize {
+    fn route_slot(&self, route: Option<RouteId>) -> usize {
         let unmatched = self.routes.len() - 1;
-        route.filter(|&r| r < unmatched).unwrap_or(unmatched)
+        route
+            .map(RouteId::index)
+            .filter(|&r| r < unmatched)
+            .unwrap_or(unmatched)
     }
 
-    fn route(&self, route: Option<usize>) -> &RouteSeries {
+    fn route(&self, route: Option<RouteId>) -> &RouteSeries {
         &self.routes[self.route_slot(route)]
     }
 }

@@ -1,8 +1,9 @@
 //! The proxy listener: accepts connections, serves HTTP/1.1 on them through the [`stack`], and
 //! drains on shutdown.
 //!
-//! - `frontdoor.rs`: admission and target resolution.
 //! - `stack.rs`: the layer order, and why.
+//! - `dispatch.rs`: each route's own stack, picked per request.
+//! - `frontdoor.rs`: admission and target resolution.
 //! - `observe.rs`: metrics and the log line for every answer the client sees.
 //! - `rescue.rs`: errors to responses.
 //! - `forward.rs`, `client.rs`, `pool.rs`, `tls_client.rs`: the upstream side; `pool.rs` keeps
@@ -20,6 +21,7 @@ pub mod body;
 pub mod client;
 mod coarse_timer;
 pub mod connect;
+pub mod dispatch;
 pub mod forward;
 pub mod frontdoor;
 pub mod headers;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use http::Method;
 
 use crate::config::{Config, Route};
+use crate::exchange::RouteId;
 
 pub mod normalize;
 
@@ -35,13 +36,17 @@ impl RouteTable {
         }
     }
 
-    /// The first route matching the request, with its index, or None (the request passes
-    /// unshaped under the `unmatched` label).
-    pub fn find(&self, method: &Method, path: &str) -> Option<(usize, &Route)> {
+    /// The first route matching the request, or None (the request passes unshaped under the
+    /// `unmatched` label).
+    pub fn find(&self, method: &Method, path: &str) -> Option<RouteId> {
         self.routes
             .iter()
-            .enumerate()
-            .find(|(_, r)| r.method.as_ref().is_none_or(|m| m == method) && r.path.matches(path))
+            .position(|r| r.method.as_ref().is_none_or(|m| m == method) && r.path.matches(path))
+            .map(RouteId::new)
+    }
+
+    pub fn get(&self, id: RouteId) -> &Route {
+        &self.routes[id.index()]
     }
 
     pub fn routes(&self) -> &[Route] {

@@ -322,7 +322,7 @@ fn example_genesys_config_loads() {
             .map(|r| {
                 r.limits
                     .iter()
-                    .map(|&i| c.limits[i].name.as_str())
+                    .map(|&i| c.limit_at(i).name.as_str())
                     .collect::<Vec<_>>()
             })
     };

@@ -11,20 +11,39 @@ use super::tally::Answer;
 use super::{Discovery, Group};
 use crate::error::Error;
 use crate::exchange::body::Body;
-use crate::exchange::Target;
-use crate::exchange::{BoxResponse, Downstream};
+use crate::exchange::{BoxResponse, Downstream, RouteId, Target};
+
+/// Builds the discovery layer of one route's stack (None: the requests on no route).
+#[derive(Clone)]
+pub struct DiscoverLayer {
+    discovery: Option<Arc<Discovery>>,
+    route: Option<RouteId>,
+}
+
+impl DiscoverLayer {
+    pub fn new(discovery: Option<Arc<Discovery>>, route: Option<RouteId>) -> Self {
+        DiscoverLayer { discovery, route }
+    }
+}
+
+impl<S> tower::Layer<S> for DiscoverLayer {
+    type Service = Discover<S>;
+
+    fn layer(&self, inner: S) -> Discover<S> {
+        Discover {
+            discovery: self.discovery.clone(),
+            route: self.route,
+            inner,
+        }
+    }
+}
 
 /// Records each attempt in its group when discovery is on; passes through when it is off.
 #[derive(Clone)]
 pub struct Discover<S> {
     discovery: Option<Arc<Discovery>>,
+    route: Option<RouteId>,
     inner: S,
-}
-
-impl<S> Discover<S> {
-    pub fn new(discovery: Option<Arc<Discovery>>, inner: S) -> Self {
-        Discover { discovery, inner }
-    }
 }
 
 /// Counts the attempt out of its group's in-flight requests however it ends: answered, failed,
@@ -56,9 +75,8 @@ where
             return self.inner.call(req);
         };
         let target = req.extensions().get::<Target>();
-        let route = target.and_then(|t| t.route);
         let unit = target.map(|t| t.retry_after_unit).unwrap_or_default();
-        let group = discovery.group(route, req.method(), req.uri().path());
+        let group = discovery.group(self.route, req.method(), req.uri().path());
         let token = req.headers().contains_key(http::header::AUTHORIZATION);
         let level = group
             .lock()

@@ -20,15 +20,15 @@ use super::half_close::ClientConn;
 use super::headers::{ambiguous_framing, strip_hop_by_hop};
 use crate::config;
 use crate::error::Error;
-use crate::exchange::BodyLimitExceeded;
+use crate::exchange::{BodyLimitExceeded, UpstreamId};
 use crate::metrics::Metrics;
 
 pub use crate::exchange::is_upgrade;
 
 /// A configured upstream, ready to send to.
 pub struct UpstreamClient {
-    /// Position in the config's upstreams; metrics are indexed by it.
-    index: usize,
+    /// Its place in the config's upstreams; metrics are indexed by it.
+    id: UpstreamId,
     name: Arc<str>,
     host: HeaderValue,
     request_timeout: Duration,
@@ -41,7 +41,7 @@ pub struct UpstreamClient {
 // === impl UpstreamClient ===
 
 impl UpstreamClient {
-    pub fn new(cfg: &config::Upstream, index: usize) -> anyhow::Result<UpstreamClient> {
+    pub fn new(cfg: &config::Upstream, id: UpstreamId) -> anyhow::Result<UpstreamClient> {
         let uri: Uri = cfg.base_url.as_str().parse()?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTPS);
         let authority = uri
@@ -66,7 +66,7 @@ impl UpstreamClient {
             .enable_http1()
             .wrap_connector(http);
         Ok(UpstreamClient {
-            index,
+            id,
             name: cfg.name.as_str().into(),
             host: HeaderValue::from_str(&host)?,
             request_timeout: cfg.request_timeout,
@@ -90,8 +90,8 @@ impl UpstreamClient {
         self.retry_after_unit
     }
 
-    pub fn index(&self) -> usize {
-        self.index
+    pub fn id(&self) -> UpstreamId {
+        self.id
     }
 
     /// Sends one request upstream and returns its response head with a streaming body. The
@@ -149,7 +149,7 @@ impl UpstreamClient {
             _ => {
                 let counter = body::CutCounter {
                     metrics: metrics.clone(),
-                    upstream: self.index,
+                    upstream: self.id,
                 };
                 let idle = self.body_idle_timeout;
                 body::boxed(body::Timed::new(incoming, deadline, idle, counter, conn))

@@ -27,6 +27,7 @@ use super::frontdoor::{Admission, ConnInfo};
 use super::{intercept, rescue, tunnel, Shared};
 use crate::config::Config;
 use crate::error::Error;
+use crate::exchange::UpstreamId;
 use crate::tls::Leaves;
 
 /// The port HTTPS clients CONNECT to.
@@ -53,8 +54,8 @@ struct Mode {
 
 /// Where an admitted CONNECT goes.
 enum Decision {
-    Intercept { upstream: usize, host: String },
-    Tunnel { upstream: usize },
+    Intercept { upstream: UpstreamId, host: String },
+    Tunnel { upstream: UpstreamId },
 }
 
 // === impl Connect ===
@@ -87,7 +88,7 @@ impl Connect {
 
     /// Whether the CA may sign `sni` inside a CONNECT to `connect_host` of `upstream`: the
     /// CONNECT host itself, or a host that upstream lists (compared without case or a final dot).
-    pub(super) fn may_sign(&self, upstream: usize, connect_host: &str, sni: &str) -> bool {
+    pub(super) fn may_sign(&self, upstream: UpstreamId, connect_host: &str, sni: &str) -> bool {
         let sni = sni.strip_suffix('.').unwrap_or(sni);
         sni.eq_ignore_ascii_case(connect_host)
             || self.admission.upstreams.by_host(sni) == Some(upstream)
@@ -119,7 +120,7 @@ impl Connect {
                 .ok_or_else(|| Error::ForbiddenHost {
                     host: host.to_owned(),
                 })?;
-        let mode = &self.upstreams[upstream];
+        let mode = &self.upstreams[upstream.index()];
         if port != HTTPS_PORT && port != mode.own_port {
             return Err(Error::ForbiddenPort {
                 host: host.to_owned(),
@@ -171,7 +172,7 @@ async fn answer(shared: Shared, info: ConnInfo, mut req: Request<Incoming>) -> R
             established()
         }
         Decision::Tunnel { upstream } => {
-            let mode = &connect.upstreams[upstream];
+            let mode = &connect.upstreams[upstream.index()];
             let addr = mode.tunnel_to.as_deref().expect("decide checked the mode");
             match tunnel::dial(&mode.name, addr, mode.connect_timeout).await {
                 Ok(stream) => {

@@ -1,4 +1,5 @@
-//! The innermost service: sends the request to the upstream its [`Target`] names.
+//! The innermost service: sends the request to the upstream its [`Target`] names, and counts
+//! the answer under its route (each route's stack has a `Forward` of its own).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -7,7 +8,7 @@ use http::{Request, Response};
 
 use super::client::UpstreamClient;
 use crate::error::Error;
-use crate::exchange::{Body, BoxResponse, Target};
+use crate::exchange::{Body, BoxResponse, RouteId, Target};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -15,11 +16,20 @@ pub struct Forward {
     metrics: Arc<Metrics>,
     /// Indexed by [`Target::upstream`].
     upstreams: Arc<[Arc<UpstreamClient>]>,
+    route: Option<RouteId>,
 }
 
 impl Forward {
-    pub fn new(metrics: Arc<Metrics>, upstreams: Arc<[Arc<UpstreamClient>]>) -> Self {
-        Forward { metrics, upstreams }
+    pub fn new(
+        metrics: Arc<Metrics>,
+        upstreams: Arc<[Arc<UpstreamClient>]>,
+        route: Option<RouteId>,
+    ) -> Self {
+        Forward {
+            metrics,
+            upstreams,
+            route,
+        }
     }
 }
 
@@ -37,7 +47,7 @@ impl tower::Service<Request<Body>> for Forward {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let target = req.extensions().get::<Target>().copied();
         let Some((target, upstream)) =
-            target.and_then(|t| Some((t, self.upstreams.get(t.upstream)?.clone())))
+            target.and_then(|t| Some((t, self.upstreams.get(t.upstream.index())?.clone())))
         else {
             // The front door always sets a target; a request without one is a wiring bug,
             // answered rather than panicking on a live connection.
@@ -46,6 +56,7 @@ impl tower::Service<Request<Body>> for Forward {
             ))));
         };
         let metrics = self.metrics.clone();
+        let route = self.route;
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             let res = upstream.send(req, &metrics).await;
@@ -53,7 +64,7 @@ impl tower::Service<Request<Body>> for Forward {
             // series; this one is about what the API answered.
             if let Ok(res) = &res {
                 let status = res.status().as_u16();
-                metrics.upstream(target.upstream, target.route, status, started.elapsed());
+                metrics.upstream(target.upstream, route, status, started.elapsed());
             }
             res
         })

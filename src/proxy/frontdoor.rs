@@ -4,7 +4,8 @@
 //! size) happen here, before anything waits or is sent. Then the request's target is resolved:
 //! origin-form goes to `default_upstream`, absolute-form (and requests inside an intercepted
 //! CONNECT) to the upstream whose `hosts` lists the host, and anything else is refused: pacer is
-//! never an open proxy. The route is looked up once here and carried down in [`Target`].
+//! never an open proxy. Each route's stack starts with a front door of its own (see
+//! `dispatch.rs`), so the route is not looked up here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,11 +17,10 @@ use hyper::body::Incoming;
 
 use super::client::UpstreamClient;
 use super::headers::wire_size;
-use super::observe::Routed;
 use crate::config::{Config, Server};
 use crate::error::Error;
 use crate::exchange::body::{self, Body};
-use crate::exchange::{BoxError, BoxResponse};
+use crate::exchange::{BoxError, BoxResponse, UpstreamId};
 use crate::route::RouteTable;
 
 mod body_deadline;
@@ -31,8 +31,8 @@ pub use crate::exchange::{BodyLimitExceeded, BodyReadTimeout, ConnInfo, Target};
 /// The configured upstreams and the host names that reach them.
 pub struct Upstreams {
     clients: Arc<[Arc<UpstreamClient>]>,
-    by_host: HashMap<String, usize>,
-    default: Option<usize>,
+    by_host: HashMap<String, UpstreamId>,
+    default: Option<UpstreamId>,
 }
 
 // === impl Upstreams ===
@@ -42,20 +42,21 @@ impl Upstreams {
         let mut clients = Vec::with_capacity(config.upstreams.len());
         let mut by_host = HashMap::new();
         for (i, u) in config.upstreams.iter().enumerate() {
-            clients.push(Arc::new(UpstreamClient::new(u, i)?));
+            let id = UpstreamId::new(i);
+            clients.push(Arc::new(UpstreamClient::new(u, id)?));
             for host in &u.hosts {
-                by_host.insert(host.to_ascii_lowercase(), i);
+                by_host.insert(host.to_ascii_lowercase(), id);
             }
         }
         Ok(Upstreams {
             clients: clients.into(),
             by_host,
-            default: config.default_upstream,
+            default: config.default_upstream.map(UpstreamId::new),
         })
     }
 
     /// The upstream that serves `host`, if any.
-    pub fn by_host(&self, host: &str) -> Option<usize> {
+    pub fn by_host(&self, host: &str) -> Option<UpstreamId> {
         // Host names are case-insensitive; avoid allocating for the common lower-case case.
         match self.by_host.get(host) {
             Some(&i) => Some(i),
@@ -66,8 +67,8 @@ impl Upstreams {
         }
     }
 
-    pub fn get(&self, index: usize) -> &Arc<UpstreamClient> {
-        &self.clients[index]
+    pub fn get(&self, id: UpstreamId) -> &Arc<UpstreamClient> {
+        &self.clients[id.index()]
     }
 
     /// Every upstream's client, indexed as in the config, for the layer that sends requests.
@@ -107,7 +108,7 @@ impl Admission {
     }
 
     /// Checks the request and resolves its target, or says why it cannot be served.
-    pub fn admit(&self, mut req: Request<Incoming>) -> Result<Request<Body>, Error> {
+    pub fn admit(&self, req: Request<Incoming>) -> Result<Request<Body>, Error> {
         let conn = req
             .extensions()
             .get::<ConnInfo>()
@@ -122,23 +123,12 @@ impl Admission {
         }
         self.check_sizes(&req)?;
         let upstream = self.resolve(&req, &conn)?;
-        // The observe layer above has usually matched the route already. Taken out, not read:
-        // nothing below needs it, and a request's extensions then stay within the size their
-        // table starts at (a fourth entry made it grow, an allocation per request).
-        let route = match req.extensions_mut().remove::<Routed>() {
-            Some(Routed(route)) => route,
-            None => self
-                .routes
-                .find(req.method(), req.uri().path())
-                .map(|(i, _)| i),
-        };
         let limit = self.server.max_body_bytes;
         let body_timeout = self.server.body_timeout;
         let (mut parts, incoming) = req.into_parts();
         let client = self.upstreams.get(upstream);
         parts.extensions.insert(Target {
             upstream,
-            route,
             client_addr: conn.peer,
             connect_timeout: client.connect_timeout(),
             retry_after_unit: client.retry_after_unit(),
@@ -186,8 +176,8 @@ impl Admission {
         }
     }
 
-    /// The upstream index for this request.
-    fn resolve<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Result<usize, Error> {
+    /// The upstream for this request.
+    fn resolve<B>(&self, req: &Request<B>, conn: &ConnInfo) -> Result<UpstreamId, Error> {
         if let Some(i) = conn.tunnel_upstream {
             return Ok(i);
         }
@@ -218,17 +208,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// Builds the front door of a route's stack.
+#[derive(Clone)]
+pub struct FrontDoorLayer {
+    admission: Arc<Admission>,
+}
+
+impl FrontDoorLayer {
+    pub fn new(admission: Arc<Admission>) -> Self {
+        FrontDoorLayer { admission }
+    }
+}
+
+impl<S> tower::Layer<S> for FrontDoorLayer {
+    type Service = FrontDoor<S>;
+
+    fn layer(&self, inner: S) -> FrontDoor<S> {
+        FrontDoor {
+            admission: self.admission.clone(),
+            inner,
+        }
+    }
+}
+
 /// The front door as a tower service: admits, then hands the request to the inner stack.
 #[derive(Clone)]
 pub struct FrontDoor<S> {
     admission: Arc<Admission>,
     inner: S,
-}
-
-impl<S> FrontDoor<S> {
-    pub fn new(admission: Arc<Admission>, inner: S) -> Self {
-        FrontDoor { admission, inner }
-    }
 }
 
 // === impl FrontDoor ===

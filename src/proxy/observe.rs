@@ -2,8 +2,8 @@
 //!
 //! This layer sits outside [`Rescue`](super::rescue::Rescue), so pacer's own errors (403, 407,
 //! 413, 429 give-ups, 502) are counted exactly as the client receives them. Being outermost, it
-//! matches the route itself, and hands the match down in [`Routed`] so the front door does not
-//! match the path a second time.
+//! matches the route itself, and hands the match down in [`Routed`] for the dispatch to the
+//! route's stack, which then need not match the path a second time.
 //!
 //! The debug line takes waits, retries and give-ups from the headers the retry layer puts on
 //! the answer (`x-pacer-queued-ms`, `x-pacer-retries`, `x-pacer-gave-up`), so no layer needs a
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::body::Body;
 use super::rescue::ErrorCode;
-use crate::exchange::{GAVE_UP_HEADER, QUEUED_HEADER, RETRIES_HEADER};
+use crate::exchange::{RouteId, GAVE_UP_HEADER, QUEUED_HEADER, RETRIES_HEADER};
 use crate::metrics::Metrics;
 use crate::route::RouteTable;
 
@@ -35,7 +35,28 @@ const CORRELATION_HEADER: &str = "inin-correlation-id";
 
 /// The route a request matched (None: no route), found once at the edge of the stack.
 #[derive(Clone, Copy, Debug)]
-pub struct Routed(pub Option<usize>);
+pub struct Routed(pub Option<RouteId>);
+
+/// Builds the observe layer.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    metrics: Arc<Metrics>,
+    routes: RouteTable,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Arc<Metrics>, routes: RouteTable) -> Self {
+        ObserveLayer { metrics, routes }
+    }
+}
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe::new(inner, self.metrics.clone(), self.routes.clone())
+    }
+}
 
 /// Wraps the rescued stack: see the module docs.
 #[derive(Clone)]
@@ -71,10 +92,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let route = self
-            .routes
-            .find(req.method(), req.uri().path())
-            .map(|(i, _)| i);
+        let route = self.routes.find(req.method(), req.uri().path());
         req.extensions_mut().insert(Routed(route));
         let method = req.method().clone();
         ObserveFuture {
@@ -117,7 +135,7 @@ pin_project_lite::pin_project! {
 
 struct Done {
     metrics: Arc<Metrics>,
-    route: Option<usize>,
+    route: Option<RouteId>,
     method: Method,
     start: Instant,
 }

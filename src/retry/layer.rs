@@ -26,7 +26,7 @@ use crate::exchange::half_close::ClientConn;
 use crate::exchange::{BodyLimitExceeded, BodyReadTimeout, BoxResponse, Downstream, Target};
 use crate::exchange::{IsRetry, Passed, RequestStart};
 use crate::metrics::{Metrics, Rejection};
-use crate::shape::limits::Limits;
+use crate::shape::limits::{Limits, RouteLimits};
 
 mod throttle;
 
@@ -36,27 +36,53 @@ pub use crate::exchange::{QUEUED_HEADER, RETRIES_HEADER};
 const DRAIN_LIMIT: usize = 64 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
+/// What every request of one route's retry layer reads.
 struct Shared {
     cfg: config::Retry,
     limits: Arc<Limits>,
+    /// The route's limits: those a 429 pauses, and its budget (`max_wait`).
+    route: Arc<RouteLimits>,
     metrics: Arc<Metrics>,
+}
+
+/// Builds the retry layer of one route's stack.
+#[derive(Clone)]
+pub struct RetryLayer {
+    shared: Arc<Shared>,
+}
+
+impl RetryLayer {
+    pub fn new(
+        cfg: config::Retry,
+        limits: Arc<Limits>,
+        route: Arc<RouteLimits>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            cfg,
+            limits,
+            route,
+            metrics,
+        });
+        RetryLayer { shared }
+    }
+}
+
+impl<S> tower::Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            shared: self.shared.clone(),
+            inner,
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct Retry<S> {
     shared: Arc<Shared>,
     inner: S,
-}
-
-impl<S> Retry<S> {
-    pub fn new(cfg: config::Retry, limits: Arc<Limits>, metrics: Arc<Metrics>, inner: S) -> Self {
-        let shared = Arc::new(Shared {
-            cfg,
-            limits,
-            metrics,
-        });
-        Retry { shared, inner }
-    }
 }
 
 // === impl Retry ===
@@ -141,8 +167,8 @@ where
         let target = parts.extensions.get::<Target>().copied();
         let conn = parts.extensions.get::<ClientConn>().cloned();
         let budget = shared
-            .limits
-            .max_wait(target.as_ref().and_then(|t| t.route))
+            .route
+            .max_wait()
             .unwrap_or(shared.cfg.max_retry_after);
         let upgrade = crate::exchange::is_upgrade(&parts.headers).then(|| parts.extensions.clone());
         let content_length = parts
@@ -173,7 +199,7 @@ where
                 Next::Done(res) => return Ok(self.finish(res)),
                 Next::Again(wait, reason) => (wait, reason),
             };
-            self.shared.metrics.retry(self.route(), reason.as_str());
+            self.shared.metrics.retry(self.shared.route.id, reason.as_str());
             self.wait(wait).await;
         }
     }
@@ -268,11 +294,6 @@ where
             ext.insert(conn.clone());
         }
         ext
-    }
-
-    /// The route the front door matched; it travels in the target.
-    fn route(&self) -> Option<usize> {
-        self.target.as_ref().and_then(|t| t.route)
     }
 
     fn connect_timeout(&self) -> Duration {
@@ -385,7 +406,9 @@ mod tests {
     #[test]
     fn the_retry_future_stays_small() {
         let (config, limits, metrics) = limits_and_metrics();
-        let mut retry = Retry::new(config.retry, limits, metrics, Never);
+        let route = Arc::new(RouteLimits::default());
+        let layer = RetryLayer::new(config.retry, limits, route, metrics);
+        let mut retry = tower::Layer::layer(&layer, Never);
         let fut = tower::Service::call(&mut retry, Request::new(body::empty()));
         let size = std::mem::size_of_val(&*fut);
         assert!(size <= 1280, "the retry future takes {size} bytes");

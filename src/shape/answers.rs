@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::layer::{Limits, Passed};
 use super::LimitKey;
+use crate::exchange::LimitId;
 
 /// The limits a request passed, owned until its answer is reported.
 pub(super) struct Answers<'a> {
@@ -29,11 +30,11 @@ impl<'a> Answers<'a> {
         }
     }
 
-    /// The request passed limit `index` with `key` after waiting `waited`.
-    pub(super) fn passed(&mut self, index: usize, key: LimitKey, waited: Duration) {
-        self.learning |= self.limits.limiter(index).learns();
+    /// The request passed limit `id` with `key` after waiting `waited`.
+    pub(super) fn passed(&mut self, id: LimitId, key: LimitKey, waited: Duration) {
+        self.learning |= self.limits.limiter(id).learns();
         self.passed.waited += waited;
-        self.passed.keys.push((index, key));
+        self.passed.keys.push((id, key));
     }
 
     pub(super) fn waited(&self) -> Duration {

@@ -1,6 +1,7 @@
 //! The shaping layer: makes each request pass its route's limits before it goes upstream.
 //!
-//! Limits are acquired in the order the route lists them. Permits are held until the response
+//! Each route's stack has a shaping layer of its own, built with what the route passes
+//! ([`RouteLimits`]); limits are acquired in the order the route lists them. Permits are held until the response
 //! body is finished (or dropped, when the client goes away), so a concurrency cap counts requests
 //! truly in flight upstream, streaming included.
 
@@ -21,33 +22,50 @@ use crate::exchange::{BoxResponse, Downstream, Target};
 use crate::metrics::{Metrics, Rejection};
 use crate::shutdown::DrainDeadline;
 
-pub use super::limits::Limits;
+pub use super::limits::{Limits, RouteLimits};
 pub use crate::exchange::{IsRetry, Passed, RequestStart};
 
+/// Builds the shaping layer of one route's stack.
 #[derive(Clone)]
-pub struct Shape<S> {
+pub struct ShapeLayer {
     limits: Arc<Limits>,
+    route: Arc<RouteLimits>,
     metrics: Arc<Metrics>,
-    inner: S,
-    /// Past it, requests still queued are answered 503 `pacer.shutting_down`.
     deadline: DrainDeadline,
 }
 
-impl<S> Shape<S> {
-    pub fn new(limits: Arc<Limits>, metrics: Arc<Metrics>, inner: S) -> Self {
-        Shape {
+impl ShapeLayer {
+    /// `deadline`: past it, requests still queued are answered 503 `pacer.shutting_down`.
+    pub fn new(
+        limits: Arc<Limits>,
+        route: Arc<RouteLimits>,
+        metrics: Arc<Metrics>,
+        deadline: DrainDeadline,
+    ) -> Self {
+        ShapeLayer {
             limits,
+            route,
             metrics,
-            inner,
-            deadline: DrainDeadline::default(),
+            deadline,
         }
     }
+}
 
-    /// The drain deadline that ends queued waits (none by default).
-    pub fn with_drain_deadline(mut self, deadline: DrainDeadline) -> Self {
-        self.deadline = deadline;
-        self
+impl<S> tower::Layer<S> for ShapeLayer {
+    type Service = Shape<S>;
+
+    fn layer(&self, inner: S) -> Shape<S> {
+        Shape {
+            layer: self.clone(),
+            inner,
+        }
     }
+}
+
+#[derive(Clone)]
+pub struct Shape<S> {
+    layer: ShapeLayer,
+    inner: S,
 }
 
 // === impl Shape ===
@@ -65,22 +83,14 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let route = req.extensions().get::<Target>().and_then(|t| t.route);
-        if self.limits.for_route(route).is_empty() {
+        if self.layer.route.order().is_empty() {
             return self.inner.call(req);
         }
         // The inner service was made ready for this call; take it and leave a clone behind
         // (tower's rule for services that call their inner one after an await).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(shape(
-            self.limits.clone(),
-            self.metrics.clone(),
-            self.deadline.clone(),
-            route,
-            req,
-            inner,
-        ))
+        Box::pin(shape(self.layer.clone(), req, inner))
     }
 }
 
@@ -88,16 +98,19 @@ where
 /// request twice (its argument and the local it moves to). The `async` block uses what it
 /// captures in place.
 fn shape<S>(
-    limits: Arc<Limits>,
-    metrics: Arc<Metrics>,
-    deadline: DrainDeadline,
-    route: Option<usize>,
+    layer: ShapeLayer,
     req: Request<Body>,
     mut inner: S,
 ) -> impl Future<Output = Result<Response<Body>, Error>> + Send
 where
     S: Downstream,
 {
+    let ShapeLayer {
+        limits,
+        route,
+        metrics,
+        deadline,
+    } = layer;
     let start = match req.extensions().get::<RequestStart>() {
         Some(s) => s.0,
         None => Instant::now(),
@@ -116,7 +129,7 @@ where
         // What the request passed, reported to the limits that learn when its answer comes
         // (or, dropped unanswered, as no answer).
         let mut answers = Answers::new(&limits);
-        for &i in limits.for_route(route) {
+        for &i in route.order() {
             let cfg = limits.config(i);
             let key = limits.key_for(i, req.headers(), client_ip);
             let acquire = Acquire {
@@ -148,7 +161,7 @@ where
             // The retry layer pauses these keys next; a probe among them must not resume its
             // key in between (the permits go when this future ends).
             for (permit, &(i, _)) in permits.iter().zip(&passed.keys) {
-                if limits.pauses(route, i) {
+                if route.pauses(i) {
                     permit.throttled();
                 }
             }
@@ -246,15 +259,9 @@ mod tests {
     #[test]
     fn the_shape_future_holds_the_request_once() {
         let (_, limits, metrics) = limits_and_metrics();
-        let deadline = DrainDeadline::default();
-        let fut = shape(
-            limits,
-            metrics,
-            deadline,
-            None,
-            Request::new(body::empty()),
-            Never,
-        );
+        let route = Arc::new(RouteLimits::default());
+        let layer = ShapeLayer::new(limits, route, metrics, DrainDeadline::default());
+        let fut = shape(layer, Request::new(body::empty()), Never);
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 560, "the shape future takes {size} bytes");
     }

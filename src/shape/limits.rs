@@ -1,5 +1,5 @@
 //! The limiter registry: every limit of a config, its limiter (in memory or shared through
-//! Redis), and which limits each route passes, in order.
+//! Redis), and for each route what it passes ([`RouteLimits`], resolved once per route stack).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,17 +8,14 @@ use std::time::Duration;
 use super::key::{key_for, SharedKeys};
 use super::shared::{SharedLimiter, Store};
 use super::{LimitKey, Limiter, LocalLimiter};
-use crate::config::{Config, Limit};
+use crate::config::{self, Config, Limit};
+use crate::exchange::{LimitId, RouteId};
 
-/// The limiters of a config, and which of them each route passes.
+/// The limiters of a config, by [`LimitId`].
 pub struct Limits {
     limiters: Vec<Arc<dyn Limiter>>,
     configs: Vec<Limit>,
-    /// Per route index, the limit indices in acquisition order.
-    routes: Vec<Vec<usize>>,
-    /// Per route index, the limit indices whose keys an upstream 429 pauses.
-    pauses: Vec<Vec<usize>>,
-    /// Per limit index, whether it is shared through Redis.
+    /// Per limit, whether it is shared through Redis.
     shared: Vec<bool>,
     /// The Redis of the `shared:` section and its key HMAC, when a limit is shared.
     store: Option<(Arc<Store>, SharedKeys)>,
@@ -48,8 +45,6 @@ impl Limits {
         Limits {
             limiters,
             configs: config.limits.clone(),
-            routes: config.routes.iter().map(|r| r.limits.clone()).collect(),
-            pauses: config.routes.iter().map(|r| r.pause.clone()).collect(),
             shared: config
                 .limits
                 .iter()
@@ -59,19 +54,32 @@ impl Limits {
         }
     }
 
-    /// Whether an upstream 429 on `route` pauses the keys of limit `index`.
-    pub fn pauses(&self, route: Option<usize>, index: usize) -> bool {
-        route
-            .and_then(|r| self.pauses.get(r))
-            .is_some_and(|p| p.contains(&index))
+    /// What a request of `route` passes (a request on no route, `None`, passes nothing).
+    pub fn route(&self, id: Option<RouteId>, route: Option<&config::Route>) -> RouteLimits {
+        let Some(route) = route else {
+            return RouteLimits::default();
+        };
+        let max_wait = route
+            .limits
+            .iter()
+            .map(|&i| self.config(i))
+            .filter(|c| c.mode == config::Mode::Queue)
+            .map(|c| c.queue.max_wait)
+            .min();
+        RouteLimits {
+            id,
+            order: route.limits.clone(),
+            pauses: route.pause.clone(),
+            max_wait,
+        }
     }
 
-    /// The key a request counts against for limit `index`: an HMAC equal in every instance for
+    /// The key a request counts against for limit `id`: an HMAC equal in every instance for
     /// shared limits, the process's own hash for local ones.
-    pub fn key_for(&self, index: usize, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
-        let cfg = &self.configs[index];
+    pub fn key_for(&self, id: LimitId, headers: &http::HeaderMap, ip: IpAddr) -> LimitKey {
+        let cfg = self.config(id);
         match &self.store {
-            Some((_, keys)) if self.shared[index] => keys.key_for(&cfg.key, headers, ip),
+            Some((_, keys)) if self.shared[id.index()] => keys.key_for(&cfg.key, headers, ip),
             _ => key_for(&cfg.key, headers, ip),
         }
     }
@@ -93,28 +101,43 @@ impl Limits {
             .map(|i| &self.limiters[i])
     }
 
-    pub fn limiter(&self, index: usize) -> &Arc<dyn Limiter> {
-        &self.limiters[index]
+    pub fn limiter(&self, id: LimitId) -> &Arc<dyn Limiter> {
+        &self.limiters[id.index()]
     }
 
-    pub fn config(&self, index: usize) -> &Limit {
-        &self.configs[index]
+    pub fn config(&self, id: LimitId) -> &Limit {
+        &self.configs[id.index()]
+    }
+}
+
+/// What one route passes, resolved when its stack is built rather than looked up per request:
+/// its limits in acquisition order, those an upstream 429 pauses, and its queue budget.
+#[derive(Debug, Default)]
+pub struct RouteLimits {
+    /// The route, for its metrics series; None for requests on no route, which pass nothing.
+    pub id: Option<RouteId>,
+    order: Vec<LimitId>,
+    pauses: Vec<LimitId>,
+    max_wait: Option<Duration>,
+}
+
+// === impl RouteLimits ===
+
+impl RouteLimits {
+    /// The limits a request passes, in acquisition order.
+    pub fn order(&self) -> &[LimitId] {
+        &self.order
     }
 
-    /// The limit indices a route passes, in acquisition order.
-    pub fn for_route(&self, route: Option<usize>) -> &[usize] {
-        route.and_then(|r| self.routes.get(r)).map_or(&[], |v| v)
+    /// Whether an upstream 429 on this route pauses the keys of limit `id`.
+    pub fn pauses(&self, id: LimitId) -> bool {
+        self.pauses.contains(&id)
     }
 
     /// The tightest `queue.max_wait` among the route's queueing limits: how long a request of
-    /// that route may take to start, retries included.
-    pub fn max_wait(&self, route: Option<usize>) -> Option<Duration> {
-        self.for_route(route)
-            .iter()
-            .map(|&i| &self.configs[i])
-            .filter(|c| c.mode == crate::config::Mode::Queue)
-            .map(|c| c.queue.max_wait)
-            .min()
+    /// the route may take to start, retries included.
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.max_wait
     }
 }
 

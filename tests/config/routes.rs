@@ -4,6 +4,11 @@ use super::*;
 
 /// MINIMAL plus the limits `scripts` and `per-token`, then `routes:` at line 6 and `routes`
 /// from line 7.
+/// The typed ids of the limits at these places in `limits:`.
+fn ids<const N: usize>(places: [usize; N]) -> Vec<pacer::exchange::LimitId> {
+    places.map(pacer::exchange::LimitId::new).to_vec()
+}
+
 fn with_limits(routes: &[&str]) -> Vec<String> {
     let mut lines = with(&[
         "limits:",
@@ -27,10 +32,10 @@ fn routes_refer_to_limits_in_order() {
     assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[0].name, "GET /api/v2/scripts/**");
     assert_eq!(c.routes[0].method, Some(Method::GET));
-    assert_eq!(c.routes[0].limits, [1, 0]);
+    assert_eq!(c.routes[0].limits, ids([1, 0]));
     assert!(c.routes[0].path.matches("/api/v2/scripts/abc"));
     assert_eq!(c.routes[1].method, None);
-    assert_eq!(c.routes[1].limits, [1]);
+    assert_eq!(c.routes[1].limits, ids([1]));
     assert!(c.routes[2].limits.is_empty());
 }
 
@@ -91,8 +96,8 @@ fn pause_names_some_of_the_routes_limits() {
         "  - {match: GET /a/**, limits: [org, agent], pause: [agent]}",
         "  - {match: GET /b/**, limits: [org, agent]}",
     ]));
-    assert_eq!(c.routes[0].pause, vec![1]);
-    assert_eq!(c.routes[1].pause, vec![0, 1], "every limit by default");
+    assert_eq!(c.routes[0].pause, ids([1]));
+    assert_eq!(c.routes[1].pause, ids([0, 1]), "every limit by default");
     let errs = errors(&with(&[
         "limits:",
         "  org: {quota: 100/min}",

@@ -6,6 +6,7 @@ use super::{join, list, Errors};
 use crate::config::raw::{RawRoute, Text};
 use crate::config::PathPattern;
 use crate::config::Route;
+use crate::exchange::LimitId;
 
 /// Methods whose lower-case spelling is almost certainly a typo: HTTP methods are
 /// case-sensitive, and `get` would never match a client's `GET`.
@@ -57,8 +58,8 @@ pub(super) fn routes(
                 name,
                 method,
                 path: pattern,
-                limits,
-                pause,
+                limits: limits.into_iter().map(LimitId::new).collect(),
+                pause: pause.into_iter().map(LimitId::new).collect(),
             },
         ));
     }

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::exchange::UpstreamId;
 use crate::metrics::{BodyCut, Metrics};
 use crate::proxy::half_close::ClientConn;
 use crate::BoxError;
@@ -33,10 +34,10 @@ use crate::BoxError;
 })]
 pub struct Stalled(pub BodyCut);
 
-/// Who to count a cut for: the metrics and the upstream's index in them.
+/// Who to count a cut for: the metrics and the upstream in them.
 pub struct CutCounter {
     pub metrics: Arc<Metrics>,
-    pub upstream: usize,
+    pub upstream: UpstreamId,
 }
 
 pin_project_lite::pin_project! {

@@ -28,9 +28,8 @@ where
     /// Pauses the limit keys the request passed that the route's 429s pause (all unless it
     /// names some), so their siblings wait instead of each collecting a 429 of their own.
     pub(super) fn pause(&self, passed: &Passed, wait: Duration) {
-        let route = self.route();
         for &(i, key) in &passed.keys {
-            if !self.shared.limits.pauses(route, i) {
+            if !self.shared.route.pauses(i) {
                 continue;
             }
             let limiter = self.shared.limits.limiter(i);
@@ -45,7 +44,7 @@ where
 
     pub(super) fn paused_through(&self, until: Instant) -> bool {
         let limits = &self.shared.limits;
-        limits.for_route(self.route()).iter().any(|&i| {
+        self.shared.route.order().iter().any(|&i| {
             let cfg = limits.config(i);
             cfg.mode == config::Mode::Queue
                 && limits
