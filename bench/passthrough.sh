@@ -8,6 +8,7 @@
 #   FLOOR=1 bash bench/passthrough.sh         # also examples/hyper_floor.rs, a bare hyper proxy
 #   ROUTES=20 bash bench/passthrough.sh       # also a pacer with 20 routes, the request on the last
 #   BASELINE=../old/target/release/pacer bash bench/passthrough.sh   # also another pacer build
+#   (both set: the other build with the 20 routes as well, `baseline_routes`)
 #                                             # (an earlier commit's), same config, side by side
 #
 # Installs Debian's nginx-light and wrk when missing. Prints requests per second and p99 for each
@@ -35,7 +36,7 @@ if [ -n "${FLOOR:-}" ]; then cargo build --release --quiet --example hyper_floor
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mock_port=$(free_port); pacer_port=$(free_port); nginx_port=$(free_port); floor_port=$(free_port)
-routes_port=$(free_port); baseline_port=$(free_port)
+routes_port=$(free_port); baseline_port=$(free_port); baseline_routes_port=$(free_port)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -85,6 +86,11 @@ if [ -n "${BASELINE:-}" ]; then
   sed "s/^listen: .*/listen: 127.0.0.1:$baseline_port/" "$out/pacer.yaml" > "$out/pacer-baseline.yaml"
   RUST_LOG=warn "$BASELINE" proxy --config "$out/pacer-baseline.yaml" &
   pids+=($!)
+  if [ -n "${ROUTES:-}" ]; then
+    sed "s/^listen: .*/listen: 127.0.0.1:$baseline_routes_port/" "$out/pacer-routes.yaml" > "$out/pacer-baseline-routes.yaml"
+    RUST_LOG=warn "$BASELINE" proxy --config "$out/pacer-baseline-routes.yaml" &
+    pids+=($!)
+  fi
 fi
 
 cat > "$out/nginx.conf" <<NGINX
@@ -118,7 +124,8 @@ if [ -n "${FLOOR:-}" ]; then
 fi
 if [ -n "${ROUTES:-}" ]; then contenders="$contenders routes"; fi
 if [ -n "${BASELINE:-}" ]; then contenders="$contenders baseline"; fi
-port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; routes) echo "$routes_port" ;; baseline) echo "$baseline_port" ;; esac; }
+if [ -n "${BASELINE:-}" ] && [ -n "${ROUTES:-}" ]; then contenders="$contenders baseline_routes"; fi
+port_of() { case $1 in nginx) echo "$nginx_port" ;; pacer) echo "$pacer_port" ;; floor) echo "$floor_port" ;; routes) echo "$routes_port" ;; baseline) echo "$baseline_port" ;; baseline_routes) echo "$baseline_routes_port" ;; esac; }
 for who in $contenders; do wait_port "$(port_of "$who")"; done
 wait_port "$mock_port"
 
@@ -138,7 +145,7 @@ measure() { # name port -> "rps p99ms"
   echo "$rps $p99"
 }
 
-printf '%-6s %-6s %12s %10s\n' round proxy req/s p99_ms
+printf '%-6s %-15s %12s %10s\n' round proxy req/s p99_ms
 : > "$out/results.txt"
 for round in $(seq "$ROUNDS"); do
   # Alternate which goes first, so neither always runs on a warmer or cooler machine.
@@ -146,7 +153,7 @@ for round in $(seq "$ROUNDS"); do
   if (( round % 2 == 0 )); then order=$(tr ' ' '\n' <<<"$contenders" | tac | tr '\n' ' '); fi
   for who in $order; do
     read -r rps p99 < <(measure "$who" "$(port_of "$who")")
-    printf '%-6s %-6s %12s %10s\n' "$round" "$who" "$rps" "$p99"
+    printf '%-6s %-15s %12s %10s\n' "$round" "$who" "$rps" "$p99"
     echo "$who $rps $p99" >> "$out/results.txt"
   done
 done
@@ -170,4 +177,8 @@ if any(r[0] == "baseline" for r in rows):
     b_rps, b_p99 = med("baseline", 1), med("baseline", 2)
     print(f"median req/s: baseline build {b_rps:.0f}  ratio baseline/nginx {b_rps / n_rps:.3f}  pacer/baseline {p_rps / b_rps:.3f}")
     print(f"median p99 ms: baseline build {b_p99:.2f}  pacer/baseline {p_p99 / b_p99:.3f}")
+if any(r[0] == "baseline_routes" for r in rows):
+    br_rps, br_p99 = med("baseline_routes", 1), med("baseline_routes", 2)
+    print(f"median req/s: baseline build with routes {br_rps:.0f}  ratio baseline_routes/nginx {br_rps / n_rps:.3f}  routes/baseline_routes {r_rps / br_rps:.3f}")
+    print(f"median p99 ms: baseline build with routes {br_p99:.2f}  routes/baseline_routes {r_p99 / br_p99:.3f}")
 PY

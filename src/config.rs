@@ -29,8 +29,8 @@ pub use self::percent::parse_percent;
 pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
 pub use self::validate::{CountError, RateError};
-pub use crate::exchange::RetryAfterUnit;
 use crate::exchange::LimitId;
+pub use crate::exchange::RetryAfterUnit;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]

@@ -44,8 +44,8 @@ use self::infer::infer;
 pub use self::infer::{Finding, Limit, Source};
 pub use self::path::{group_path, is_id};
 use self::tally::Tally;
-use crate::exchange::RouteId;
 pub use self::write::{log_findings, write_config};
+use crate::exchange::RouteId;
 
 /// Distinct unmatched `(method, grouped path)` groups kept; later ones count in `other`.
 pub const MAX_GROUPS: usize = 1000;

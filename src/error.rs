@@ -16,6 +16,14 @@ pub enum Error {
     #[error("malformed request: {0}")]
     BadRequest(String),
 
+    /// The client's body broke off while pacer read it to keep for replay (a reset connection,
+    /// broken chunked framing). The cause is kept as an error, for the response to say.
+    #[error("malformed request: reading the request body failed")]
+    BodyRead {
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The header section is larger than `server.max_header_bytes`.
     #[error("the request's header section is {size} bytes, more than the {limit} bytes allowed")]
     HeadersTooLarge { size: usize, limit: usize },
@@ -116,7 +124,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         use Error::*;
         match self {
-            BadRequest(_) => StatusCode::BAD_REQUEST,
+            BadRequest(_) | BodyRead { .. } => StatusCode::BAD_REQUEST,
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -141,7 +149,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         use Error::*;
         match self {
-            BadRequest(_) => "pacer.request.malformed",
+            BadRequest(_) | BodyRead { .. } => "pacer.request.malformed",
             HeadersTooLarge { .. } => "pacer.request.headers_too_large",
             BodyTooLarge { .. } => "pacer.request.body_too_large",
             BodyTimeout { .. } => "pacer.request.body_timeout",

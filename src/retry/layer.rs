@@ -199,7 +199,9 @@ where
                 Next::Done(res) => return Ok(self.finish(res)),
                 Next::Again(wait, reason) => (wait, reason),
             };
-            self.shared.metrics.retry(self.shared.route.id, reason.as_str());
+            self.shared
+                .metrics
+                .retry(self.shared.route.id, reason.as_str());
             self.wait(wait).await;
         }
     }
@@ -392,7 +394,7 @@ fn body_error(err: crate::BoxError) -> Error {
     if let Some(late) = err.downcast_ref::<BodyReadTimeout>() {
         return Error::BodyTimeout { timeout: late.0 };
     }
-    Error::BadRequest(format!("reading the request body failed: {err}"))
+    Error::BodyRead { cause: err }
 }
 
 #[cfg(test)]
@@ -400,6 +402,17 @@ mod tests {
     use super::*;
     use crate::exchange::testing::Never;
     use crate::shape::limits::testing::limits_and_metrics;
+
+    /// A body that broke off keeps its cause as an error, for the one place that renders it.
+    #[test]
+    fn a_broken_body_keeps_its_cause() {
+        let cause: crate::BoxError = "connection reset by peer".into();
+        let err = body_error(cause);
+        assert!(matches!(err, Error::BodyRead { .. }), "{err:?}");
+        assert_eq!(err.code(), "pacer.request.malformed");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("connection reset by peer"));
+    }
 
     /// Every queued request holds this layer's future, so its size is memory per queued
     /// request (bench/shaping.sh). Storing the request state twice made it 2.2 KiB.
