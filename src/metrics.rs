@@ -256,7 +256,7 @@ impl Metrics {
         }
     }
 
-    /// The `route` label of a route index (`unmatched` for None), for log lines that should
+    /// The `route` label of a route (`unmatched` for None), for log lines that should
     /// name a route the way the metrics do.
     pub fn route_label(&self, route: Option<RouteId>) -> &str {
         &self.route(route).label
