@@ -5,7 +5,7 @@
 //!
 //! All of them share this process now. Nothing here may assume it is alone: servers bind port
 //! 0, scratch files go to fresh directories, and the environment is only written before `main`
-//! (see `shared::secrets`).
+//! (see `shared::SECRETS_BEFORE_MAIN`).
 
 mod support;
 

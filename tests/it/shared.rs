@@ -38,12 +38,39 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 pub const SECRET_ENV: &str = "PACER_TEST_SHARED_SECRET";
 pub const OTHER_SECRET_ENV: &str = "PACER_TEST_SHARED_SECRET_2";
 
+const SECRETS: [(&str, &str); 2] = [
+    (SECRET_ENV, "test-secret-0123456789"),
+    (OTHER_SECRET_ENV, "another-secret-9876543210"),
+];
+
+/// Puts the secrets in the environment before `main`, while the process has one thread. Every
+/// test of the crate shares this process, and writing the environment while another thread
+/// reads it is undefined behaviour: std locks its own readers, but C code does not (glibc's
+/// resolver reads `RES_OPTIONS` during a `getaddrinfo`, which tests that resolve `localhost` run).
+#[used]
+#[cfg_attr(
+    any(target_os = "linux", target_os = "android", target_os = "freebsd"),
+    link_section = ".init_array"
+)]
+#[cfg_attr(target_vendor = "apple", link_section = "__DATA,__mod_init_func")]
+static SECRETS_BEFORE_MAIN: extern "C" fn() = {
+    extern "C" fn set() {
+        for (name, value) in SECRETS {
+            std::env::set_var(name, value);
+        }
+    }
+    set
+};
+
+/// Where no constructor runs before `main` (other platforms), sets the secrets on first use.
 fn set_secrets() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    // Set once, before any config is parsed, so no thread reads the environment meanwhile.
     ONCE.call_once(|| {
-        std::env::set_var(SECRET_ENV, "test-secret-0123456789");
-        std::env::set_var(OTHER_SECRET_ENV, "another-secret-9876543210");
+        for (name, value) in SECRETS {
+            if std::env::var_os(name).is_none() {
+                std::env::set_var(name, value);
+            }
+        }
     });
 }
 

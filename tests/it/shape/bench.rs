@@ -1,9 +1,10 @@
-//! Rough figures, not pass/fail: `cargo test --release --test shape -- --ignored --nocapture`.
+//! Rough figures, not pass/fail:
+//! `cargo test --release --test it shape::bench -- --ignored --nocapture`.
 //!
 //! The wall clock here only measures the benchmark; the limiter runs on tokio time as always.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::cell::Cell;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -13,19 +14,34 @@ use tokio::time::Instant;
 
 use crate::support::limiter::*;
 
-/// Counts live heap bytes, to weigh queued waiters.
+/// Counts live heap bytes, to weigh queued waiters. It is the allocator of the whole test
+/// crate, whose other tests run on other threads meanwhile, so each thread keeps its own count:
+/// the benchmark allocates and reads on one thread only.
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    // `const` and without a destructor: reading it never allocates, which an allocator must not.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: isize) {
+    // `try_with`: a thread being torn down has lost its count, and still allocates.
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
+
+/// This thread's live heap bytes.
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -102,15 +118,15 @@ async fn queued_waiter_footprint() {
         ..limit()
     });
     let _held = at_once(&l, req(1)).unwrap();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let mut waiting: Vec<_> = Vec::with_capacity(10_000);
-    let vec_bytes = LIVE.load(Ordering::Relaxed) - before;
+    let vec_bytes = live() - before;
     for _ in 0..10_000 {
         let mut f = l.acquire(req(1));
         assert!((&mut f).now_or_never().is_none());
         waiting.push(f);
     }
-    let bytes = LIVE.load(Ordering::Relaxed) - before - vec_bytes;
+    let bytes = live() - before - vec_bytes;
     println!(
         "10,000 queued waiters: {} KiB on the heap, {} bytes each (future {} B + queue slot)",
         bytes / 1024,
