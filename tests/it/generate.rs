@@ -237,8 +237,7 @@ async fn json_and_html_reports() {
         &mock.addr.to_string(),
     );
     let report = run(s, None).await;
-    let dir = std::env::temp_dir().join(format!("pacer-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::temp_dir("gen");
     let (out, html) = (dir.join("report.json"), dir.join("report.html"));
     generate::write_reports(&report, Some(&out), Some(&html)).unwrap();
 

@@ -12,7 +12,8 @@ use http::{Method, StatusCode};
 use pacer::mock::{MockConfig, RetryAfterMode};
 use sha2::{Digest, Sha256};
 
-use crate::support::mock::{basic, limit, route, Mock, Reply};
+use crate::support::basic;
+use crate::support::mock::{limit, route, Mock, Reply};
 
 #[tokio::test(start_paused = true)]
 async fn issues_tokens_for_client_credentials() {

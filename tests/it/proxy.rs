@@ -324,7 +324,7 @@ async fn a_slow_upstream_gets_504() {
 #[tokio::test]
 async fn an_https_upstream_is_trusted_through_ca_file() {
     let tls = pacer::mock::MockTls::self_signed().unwrap();
-    let dir = tempdir();
+    let dir = temp_dir("proxy");
     let ca = dir.join("mock-ca.pem");
     std::fs::write(&ca, &tls.cert_pem).unwrap();
     let mock = start_mock(pacer::mock::MockConfig {
@@ -385,10 +385,4 @@ where
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pacer-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

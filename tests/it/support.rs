@@ -208,12 +208,6 @@ pub fn client() -> TestClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// A client that sends everything through `proxy` in absolute-form.
-pub struct ProxyClient {
-    inner: TestClient,
-    proxy: SocketAddr,
-}
-
 pub fn request(method: &str, uri: &str) -> http::request::Builder {
     http::Request::builder().method(method).uri(uri)
 }
@@ -234,6 +228,13 @@ pub async fn send(
 
 pub async fn get(client: &TestClient, uri: &str) -> (http::StatusCode, http::HeaderMap, Bytes) {
     send(client, request("GET", uri).body(Full::default()).unwrap()).await
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
 }
 
 pub fn json(bytes: &[u8]) -> serde_json::Value {

@@ -173,8 +173,7 @@ fn default_upstream_must_exist() {
 
 #[test]
 fn ca_file_is_relative_to_the_config_and_must_exist() {
-    let dir = std::env::temp_dir().join(format!("pacer-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::temp_dir("config");
     std::fs::write(dir.join("roots.pem"), "not checked here").unwrap();
     let file = dir.join("pacer.yaml");
     let text = |ca: &str| {

@@ -3,7 +3,6 @@
 //! These run `target/debug/pacer` as a child process, because what matters is everything the
 //! process writes, including what dependencies (hyper, rustls) log at `trace`.
 
-use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -51,17 +50,6 @@ fn listen_addr(line: &str) -> SocketAddr {
     rest[..end].parse().unwrap()
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pacer-logs-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {token}")
-}
-
 /// Writes a config for an HTTPS mock (so rustls has a handshake to trace), proxy auth, and an
 /// interception CA; returns its path and the CA key's PEM.
 fn secret_config(dir: &Path, mock: SocketAddr, mock_ca: &str) -> (PathBuf, String) {
@@ -93,7 +81,7 @@ async fn credentials_never_reach_the_logs_even_at_trace() {
         ..Default::default()
     })
     .await;
-    let dir = tempdir();
+    let dir = temp_dir("logs");
     let (config, ca_key) = secret_config(&dir, mock.addr, &mock_ca);
     let pacer = Pacer::start(&config, &[("RUST_LOG", "trace")], &[]).await;
     let proxy_auth = basic("jmeter", "MARK-proxy-password");
@@ -166,7 +154,7 @@ async fn credentials_never_reach_the_logs_even_at_trace() {
 #[tokio::test]
 async fn json_format_writes_one_object_per_line_with_the_request_line() {
     let mock = start_mock_default().await;
-    let dir = tempdir();
+    let dir = temp_dir("logs");
     let yaml = format!(
         "listen: 127.0.0.1:0\nupstreams:\n  mock:\n    base_url: http://{}\n",
         mock.addr

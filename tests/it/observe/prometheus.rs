@@ -235,8 +235,7 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(binary: &Path, admin: SocketAddr) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("pacer-prom-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::support::temp_dir("prom");
         let shipped = std::fs::read_to_string(repo_file("examples/prometheus/prometheus.yml"))
             .unwrap()
             .replace("127.0.0.1:9091", &admin.to_string())

@@ -7,8 +7,7 @@ use crate::support::proc::Proc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_logged_once_per_host_at_warn_with_the_fix() {
-    let dir = std::env::temp_dir().join(format!("pacer-refusals-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::temp_dir("refusals");
     // Port 9 on loopback: nothing listens there, so every attempt is refused at connect.
     let yaml = "listen: 127.0.0.1:0\nupstreams:\n  api: { base_url: 'http://127.0.0.1:9', hosts: [api.test] }\nretry: { max_attempts: 1 }\n";
     let config = dir.join("pacer.yaml");

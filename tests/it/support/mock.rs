@@ -1,34 +1,32 @@
-//! A mock served in-process on 127.0.0.1:0 and a keep-alive client for it.
+//! `pacer mock` in-process ([`super::start_mock`]) and the crate's client aimed at it: paths
+//! instead of URLs, whole [`Reply`]s.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pacer::mock::{MockConfig, MockRoute, WindowLimit};
 use pacer::route::PathPattern;
 use serde_json::Value;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// A running mock; dropping it leaves the server to the runtime's end.
+use super::{Running, TestClient};
+
+/// A running mock (stopped when dropped, as every [`Running`] server).
 pub struct Mock {
     pub addr: SocketAddr,
-    client: TestClient,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    server: Running,
+    client: MockClient,
 }
 
-/// A pooled HTTP/1.1 client bound to one mock.
+/// The crate's one [`TestClient`] (pooled HTTP/1.1), bound to one mock's address.
 #[derive(Clone)]
-pub struct TestClient {
+pub struct MockClient {
     addr: SocketAddr,
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: TestClient,
 }
 
 /// A whole response.
@@ -43,23 +41,20 @@ pub struct Reply {
 
 impl Mock {
     pub async fn start(config: MockConfig) -> Mock {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
+        let server = super::start_mock(config).await;
+        let addr = server.addr;
+        let client = MockClient {
+            addr,
+            inner: super::client(),
         };
-        let task = tokio::spawn(pacer::mock::serve(listener, config, shutdown));
-        let inner = Client::builder(TokioExecutor::new()).build_http();
         Mock {
             addr,
-            client: TestClient { addr, inner },
-            stop,
-            task,
+            server,
+            client,
         }
     }
 
-    pub fn clone_client(&self) -> TestClient {
+    pub fn clone_client(&self) -> MockClient {
         self.client.clone()
     }
 
@@ -98,14 +93,15 @@ impl Mock {
 
     /// Resolves the shutdown future and waits for `serve` to return.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await.expect("serve panicked")
+        self.server.stop().await
     }
 }
 
-// === impl TestClient ===
+// === impl MockClient ===
 
-impl TestClient {
+impl MockClient {
+    /// Sends and reads the whole answer. No timeout, unlike [`super::send`]: these tests run on
+    /// tokio's paused clock, which would jump past any timeout while the socket is waited on.
     pub async fn send(
         &self,
         method: Method,
@@ -159,41 +155,10 @@ impl Reply {
     }
 }
 
-/// `Basic base64(id:secret)`.
-pub fn basic(id: &str, secret: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{id}:{secret}");
-    let mut out = String::new();
-    for chunk in input.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            match i <= chunk.len() {
-                true => out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char),
-                false => out.push('='),
-            }
-        }
-    }
-    format!("Basic {out}")
-}
-
 /// GETs `url` over HTTPS, trusting only the certificate in `pem`.
 pub async fn https_get(pem: &str, url: &str) -> Reply {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(super::tunnel::trusting(pem))
         .https_only()
         .enable_http1()
         .build();

@@ -43,19 +43,23 @@ pub async fn tls<S>(io: S, name: &str, ca_pem: &str) -> std::io::Result<TlsStrea
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(trusting(ca_pem)));
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    connector.connect(name, io).await
+}
+
+/// A TLS client configuration trusting only the certificates in `ca_pem`.
+pub fn trusting(ca_pem: &str) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let name = ServerName::try_from(name.to_owned()).unwrap();
-    connector.connect(name, io).await
+        .with_no_client_auth()
 }
 
 /// An HTTP/1.1 client connection over `io` (keep-alive: send as many requests as you like).
