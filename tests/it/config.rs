@@ -1,6 +1,6 @@
 //! The config loader: defaults, every validation rule, and the example config.
 //!
-//! Sections of the config have their own files under `tests/config/`; this one holds the
+//! Sections of the config have their own files under `tests/it/config/`; this one holds the
 //! helpers they share and the tests that span the whole file.
 //!
 //! Configs are written as one string per line (see [`yaml`]) so the line numbers asserted in

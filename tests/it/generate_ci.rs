@@ -344,7 +344,7 @@ async fn the_example_scenarios_fit_the_throttling_demo_config() {
 
 /// examples/scenarios/analytics-queries.yaml straight at the mock run with config/mock.yaml
 /// (plain HTTP, the analytics limits), with the environment its comment gives. Phases are cut
-/// short. (`tests/docs.rs` runs it through pacer.)
+/// short. (`tests/it/docs.rs` runs it through pacer.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analytics_scenario_runs_against_the_mock_config_it_names() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

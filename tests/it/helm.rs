@@ -7,7 +7,7 @@
 //! the repository (a launcher that fetches helm with npm on first use). When it cannot run,
 //! every test here skips loudly, or fails under `PACER_REQUIRE_EXTERNAL=1`.
 //!
-//! Sections live under `tests/helm/`; this file holds what they share.
+//! Sections live under `tests/it/helm/`; this file holds what they share.
 
 use crate::support;
 

@@ -12,7 +12,7 @@
 //! a CA it makes in the run's scratch directory, and they are shaped like the plain ones.
 //!
 //! JMeter runs one at a time (its JVM start costs seconds); each run takes 5 to 10 s. Without
-//! JMeter the tests skip loudly, or fail under `PACER_REQUIRE_EXTERNAL=1`. `tests/jmeter/run.rs`
+//! JMeter the tests skip loudly, or fail under `PACER_REQUIRE_EXTERNAL=1`. `tests/it/jmeter/run.rs`
 //! says where the JMeter launcher is looked for.
 
 use crate::support;

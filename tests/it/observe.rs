@@ -1,7 +1,7 @@
 //! Observability end to end: the admin API, the metrics, the logs, and the shipped Prometheus
 //! and Grafana files checked against a real pacer (and a real Prometheus where installed).
 //!
-//! Sections live under `tests/observe/`; this file holds what they share: reading `/metrics`
+//! Sections live under `tests/it/observe/`; this file holds what they share: reading `/metrics`
 //! into samples, and the admin client.
 
 use crate::support;

@@ -22,7 +22,7 @@ const EXAMPLE_HEADER: &str = "\
 # It runs the image `docker build -t pacer:0.1.0 .` makes; push it where the cluster pulls from
 # and change the image below to match. Edit the chart, not this file, then regenerate:
 #
-#   PACER_HELM_BLESS=1 cargo test --test helm example
+#   PACER_HELM_BLESS=1 cargo test --test it helm::sidecar::the_jmeter_example
 ";
 
 #[test]
@@ -70,7 +70,7 @@ fn the_jmeter_example_is_current_and_has_both_containers() {
     assert!(
         committed == rendered,
         "{EXAMPLE} is not what its chart renders; regenerate it with \
-         PACER_HELM_BLESS=1 cargo test --test helm example"
+         PACER_HELM_BLESS=1 cargo test --test it helm::sidecar::the_jmeter_example"
     );
 
     let docs = parse_docs(&committed);
