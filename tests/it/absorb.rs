@@ -1,14 +1,13 @@
 //! Absorbing upstream 429s end to end: the mock limits like the platform, pacer retries.
 
-use crate::support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use pacer::mock::{MockConfig, RetryAfterMode, WindowLimit};
 use sha2::{Digest, Sha256};
-use support::*;
+
+use crate::support::*;
 
 /// The platform's contract, shrunk to test scale: `requests` per `window` per token.
 fn platform(requests: u32, window_ms: u64, retry_after: RetryAfterMode) -> MockConfig {

@@ -1,16 +1,15 @@
 //! CONNECT end to end: interception with pacer's CA, blind tunnels, refusals, bad input, drain.
 
-use crate::support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use support::external;
-use support::tunnel::{connect, curl, http1, pacer_with_ca, tls};
-use support::upstream::{start_upstream, TestUpstream};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::external;
+use crate::support::tunnel::{connect, curl, http1, pacer_with_ca, tls};
+use crate::support::upstream::{start_upstream, TestUpstream};
+use crate::support::*;
 
 /// `api` is intercepted (and shaped: `/limited` allows one request a minute); `blind` is
 /// tunnelled. Both reach the test upstreams, never the names the client uses.
@@ -306,7 +305,7 @@ async fn shutdown_closes_idle_intercepted_and_tunnelled_connections() {
 
 #[tokio::test]
 async fn ca_commands_and_creation_on_first_start() {
-    use support::tunnel::pacer_bin;
+    use crate::support::tunnel::pacer_bin;
     let dir = temp_dir("ca-cli");
     let config = dir.join("pacer.yaml");
     let base = "upstreams:\n  api:\n    base_url: http://127.0.0.1:9\n    hosts: [api.test]\n";

@@ -3,15 +3,15 @@
 //! config, run again, draws no 429 from the API. Paused tokio time: 20 s of load take moments
 //! and the API's windows are exact.
 
-use crate::support;
-
 use std::time::Duration;
 
 use http_body_util::Full;
 use pacer::app::{App, DiscoverOut};
-use support::limited::{start_limited, Limited, ANALYTICS_CAP, SCRIPTS, USERS};
-use support::*;
 use tokio::time::Instant;
+
+use crate::support::limited::{start_limited, Limited, ANALYTICS_CAP, SCRIPTS, USERS};
+use crate::support::proc;
+use crate::support::*;
 
 /// One route with a limit that only observes; every other request is grouped by its path.
 const OBSERVE: &str = "
@@ -215,8 +215,6 @@ async fn discovered_is_404_when_discovery_is_off() {
 }
 
 // === the README's walkthrough ===
-
-use crate::support::proc;
 
 /// README, "Let pacer find the limits": the mock, pacer with examples/discover/observe.yaml and
 /// `--discover-out`, the plan (shortened) through it, `/discovered`, SIGTERM, `pacer check` of

@@ -2,13 +2,13 @@
 //! configs and scenarios, the real binary, loopback only. The fixed ports the documents use
 //! (9000, 8080, 9091) are moved to free ones; scenarios are shortened to seconds.
 
-#[allow(dead_code)] // shared with the other test binaries; this one uses a part
-use crate::support::external;
-use crate::support::proc;
-
 use std::time::Duration;
 
-use proc::{config_for_mock, mock, proxy, shortened};
+use crate::support::proc::{config_for_mock, mock, proxy, shortened};
+
+use crate::support::external;
+use crate::support::proc;
+use crate::support::repo;
 
 /// `pacer generate --scenario FILE [--proxy URL] --out report.json --html report.html` with
 /// the scenario's `${PACER_TARGET}` and `${GC_TOKEN_URL}` pointed at `mock`; returns the JSON
@@ -150,10 +150,10 @@ async fn the_main_config_checks_and_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analytics_scenario_with_the_mock_config_it_names() {
     let dir = tempdir("analytics");
-    let scenario_file = proc::repo("examples/scenarios/analytics-queries.yaml");
+    let scenario_file = repo("examples/scenarios/analytics-queries.yaml");
     let text = std::fs::read_to_string(&scenario_file).unwrap();
     assert!(text.contains("config/mock.yaml") && text.contains("config/throttling-demo.yaml"));
-    let (_mock, mock_url) = mock(Some(&proc::repo("config/mock.yaml"))).await;
+    let (_mock, mock_url) = mock(Some(&repo("config/mock.yaml"))).await;
     assert!(mock_url.starts_with("http://"), "{mock_url}");
     let mock_addr = mock_url.trim_start_matches("http://");
     let config = config_for_mock("config/throttling-demo.yaml", mock_addr, &dir);
@@ -190,7 +190,7 @@ async fn the_quickstart_script_runs_and_shows_shaping() {
         std::env::var("PATH").unwrap_or_default()
     );
     let run = tokio::process::Command::new("bash")
-        .arg(proc::repo("examples/quickstart.sh"))
+        .arg(repo("examples/quickstart.sh"))
         .env("PACER_BIN", env!("CARGO_BIN_EXE_pacer"))
         .env("PATH", path)
         .stdin(std::process::Stdio::null())

@@ -1,13 +1,12 @@
 //! The load generator end to end, in process, against the mock (and pacer, for proxy mode).
 
-use crate::support;
-
 use std::time::Duration;
 
 use pacer::generate::{self, Options, Scenario};
 use pacer::mock::MockConfig;
-use support::generator::{open_mock, run, scenario};
-use support::*;
+
+use crate::support::generator::{run, scenario};
+use crate::support::*;
 
 fn within(value: f64, expected: f64, tolerance: f64) -> bool {
     (value - expected).abs() <= expected * tolerance

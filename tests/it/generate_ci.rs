@@ -1,16 +1,15 @@
 //! The generator as a CI step: HTTPS through pacer's interception with `tls.ca_file`, errors
 //! that name their cause, thresholds and exit codes.
 
-use crate::support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use pacer::generate::{self, Options, Report, Scenario};
 use pacer::mock::MockConfig;
-use support::generator::{open_mock, run, scenario};
-use support::tunnel::pacer_with_ca;
-use support::*;
+
+use crate::support::generator::{run, scenario};
+use crate::support::tunnel::pacer_with_ca;
+use crate::support::*;
 
 /// Writes `yaml` as `dir/scenario.yaml` and loads it the way `pacer generate` does.
 fn scenario_file(dir: &Path, yaml: &str) -> Scenario {

@@ -1,15 +1,14 @@
 //! The HTML report rendered in a real headless Chromium: the page loads, every section is in
 //! the DOM, and a screenshot is taken (kept under the system temp dir for a person to look at).
 
-use crate::support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use pacer::generate::{self, Options, Scenario};
 use pacer::mock::MockConfig;
-use support::external;
-use support::*;
+
+use crate::support::external;
+use crate::support::*;
 
 /// Runs Chromium headless on `page` with `mode` (`--dump-dom` or `--screenshot=...`); returns
 /// its stdout.

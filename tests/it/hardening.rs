@@ -1,14 +1,13 @@
 //! Holding under hostile input: pathological routes, paths that dodge routes, and shutdown.
 
-use crate::support;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::support::*;
 
 /// An upstream that records each request line it gets and answers an empty 200.
 struct Recorder {

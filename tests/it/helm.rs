@@ -9,8 +9,6 @@
 //!
 //! Sections live under `tests/it/helm/`; this file holds what they share.
 
-use crate::support;
-
 mod chart;
 mod shared;
 mod sidecar;
@@ -24,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support;
+use crate::support::repo;
+
 /// A helm run that takes longer is stuck; the first run may download helm (about 35 MB).
 const HELM_TIMEOUT: Duration = Duration::from_secs(60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -31,10 +32,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 pub const RELEASE: &str = "pacer-test";
 /// The chart's objects are named after the release (it already contains "pacer").
 pub const FULL: &str = RELEASE;
-
-pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 pub fn chart_dir() -> PathBuf {
     repo("helm/pacer")

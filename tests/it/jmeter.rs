@@ -15,13 +15,12 @@
 //! JMeter the tests skip loudly, or fail under `PACER_REQUIRE_EXTERNAL=1`. `tests/it/jmeter/run.rs`
 //! says where the JMeter launcher is looked for.
 
-use crate::support;
-
 mod run;
 
 use pacer::mock::MockConfig;
 use run::Sample;
-use support::*;
+
+use crate::support::*;
 
 /// JMeter runs, with their mock and pacer, never overlap: each gets the machine to itself.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -2,16 +2,15 @@
 //! the first 429. Paused tokio time: the mock, pacer and the clients share one clock that jumps
 //! ahead while everything waits, so 20 s of load take a moment and the counts are exact.
 
-use crate::support;
-
 mod options;
 
 use std::time::Duration;
 
 use http_body_util::Full;
 use pacer::mock::{HeaderFamily, MockConfig, WindowLimit};
-use support::*;
 use tokio::time::Instant;
+
+use crate::support::*;
 
 /// The platform's contract at test scale: 30 requests per 6 s per token, with `family` headers.
 fn platform(family: HeaderFamily) -> MockConfig {

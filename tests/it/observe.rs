@@ -4,8 +4,6 @@
 //! Sections live under `tests/it/observe/`; this file holds what they share: reading `/metrics`
 //! into samples, and the admin client.
 
-use crate::support;
-
 mod admin;
 mod logs;
 mod metrics;
@@ -17,7 +15,8 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use support::*;
+
+use crate::support::*;
 
 /// One line of the text exposition.
 #[derive(Debug, Clone)]

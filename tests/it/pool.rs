@@ -1,8 +1,6 @@
 //! Upstream connection reuse and thread-per-core serving, end to end: pacer in-process in front
 //! of small upstreams that count the connections they accept.
 
-use crate::support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +10,10 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::net::TcpListener;
+
+use crate::support;
+use crate::support::*;
 
 /// How an upstream treats its connections.
 #[derive(Clone, Copy)]

@@ -1,13 +1,12 @@
 //! The pass-through proxy end to end: pacer and the mock in-process on port 0.
 
-use crate::support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
-use support::*;
+
+use crate::support::*;
 
 #[tokio::test]
 async fn origin_form_goes_to_the_default_upstream() {
@@ -366,23 +365,4 @@ async fn shutdown_drains_in_flight_requests() {
         tokio::net::TcpStream::connect(pacer.addr).await.is_err(),
         "no longer accepting"
     );
-}
-
-/// Polls a condition that has no event to wait on (another process's counters).
-async fn wait_until<F, Fut>(mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not met within 5s");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,14 +1,13 @@
 //! Optional proxy authentication: 407 with a challenge for plain requests and for CONNECT,
 //! credentials never forwarded, and nothing asked again inside an authenticated tunnel.
 
-use crate::support;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use support::external;
-use support::tunnel::{connect, curl, http1, pacer_with_ca, tls};
-use support::upstream::{start_upstream, TestUpstream};
-use support::*;
+
+use crate::support::external;
+use crate::support::tunnel::{connect, curl, http1, pacer_with_ca, tls};
+use crate::support::upstream::{start_upstream, TestUpstream};
+use crate::support::*;
 
 /// `jmeter:s3cret`, base64.
 const GOOD: &str = "Basic am1ldGVyOnMzY3JldA==";

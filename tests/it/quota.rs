@@ -3,8 +3,6 @@
 //! jumps ahead while everything waits, so a minute of load takes a few real seconds and the
 //! instants asserted are exact.
 
-use crate::support;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,9 +14,10 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+
+use crate::support::*;
 
 /// How the upstream answers a request of `token` at `now`: None for 200, or a 429 with this
 /// `Retry-After` value.

@@ -1,21 +1,11 @@
 //! Shaping end to end: pacer in front of the mock, limits binding for real.
 
-use crate::support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use support::*;
 
-/// The mock without its own limits, so only pacer's shaping is under test.
-async fn open_mock() -> Running {
-    start_mock(pacer::mock::MockConfig {
-        default_limit: None,
-        ..Default::default()
-    })
-    .await
-}
+use crate::support::*;
 
 fn with_token(method: &str, url: &str, token: &str) -> http::Request<Full<Bytes>> {
     request(method, url)

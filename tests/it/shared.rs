@@ -3,8 +3,6 @@
 //! Several pacers run in this process, each on port 0 with its own limiters, exactly as
 //! separate processes would: they share nothing but the Redis. Each test is bounded in time.
 
-use crate::support;
-
 mod concurrency;
 mod keys;
 mod quota;
@@ -20,9 +18,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use pacer::shape::layer::Limits;
 use pacer::shape::shared::Health;
-use support::counting::Counting;
-use support::redis::Redis;
-use support::*;
+
+use crate::support::counting::Counting;
+use crate::support::redis::Redis;
+use crate::support::*;
 
 /// Waits (5 s at most) until `check` holds, looking every 5 ms: for state pacer writes to Redis
 /// after an answer, which the test can read but not be told of.

@@ -1,5 +1,4 @@
 //! In-process harness: the mock and pacer on port 0, a client, and small assertions.
-#![allow(dead_code)]
 
 pub mod external;
 
@@ -77,6 +76,15 @@ pub async fn start_mock(config: pacer::mock::MockConfig) -> Running {
 
 pub async fn start_mock_default() -> Running {
     start_mock(pacer::mock::MockConfig::default()).await
+}
+
+/// A mock without its default limit: every request answered, so only pacer shapes.
+pub async fn open_mock() -> Running {
+    start_mock(pacer::mock::MockConfig {
+        default_limit: None,
+        ..Default::default()
+    })
+    .await
 }
 
 /// Starts pacer with `yaml`, in which `{mock}` stands for the mock's `host:port`.
@@ -323,6 +331,32 @@ where
             });
         }
     })
+}
+
+/// A file of the repository.
+pub fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Lower-case hex, for digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Polls a condition that has no event to wait on (another component's or process's counters),
+/// for at most 10 s.
+pub async fn wait_until<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1000 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 10s");
 }
 
 /// A fresh directory under the system temp dir, unique to the caller.

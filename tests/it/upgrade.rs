@@ -1,17 +1,16 @@
 //! WebSocket (and any Upgrade) through pacer: origin-form, absolute-form and intercepted.
 
-use crate::support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
-use support::tunnel::{connect, http1, pacer_with_ca, tls};
-use support::upstream::{start_upstream, TestUpstream};
-use support::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::tunnel::{connect, http1, pacer_with_ca, tls};
+use crate::support::upstream::{start_upstream, TestUpstream};
+use crate::support::*;
 
 fn yaml(up: &TestUpstream) -> String {
     format!(

@@ -1,15 +1,14 @@
 //! An upstream that misbehaves: stalled bodies, stale connections, malformed framing. Each test
 //! puts pacer in front of the fault upstream of `support/faulty.rs`.
 
-use crate::support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::faulty::{read_until_closed, start_faulty, Fault, BIG_DECLARED, STALL_SENT};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::faulty::{read_until_closed, start_faulty, Fault, BIG_DECLARED, STALL_SENT};
+use crate::support::*;
 
 fn by_path(head: &str) -> Fault {
     let path = head.split(' ').nth(1).unwrap_or("");
@@ -148,7 +147,7 @@ async fn a_client_that_stops_reading_is_cut_at_the_request_timeout() {
 /// client rather than to the socket.
 #[tokio::test]
 async fn a_client_that_stops_reading_inside_an_intercepted_connect_is_cut_too() {
-    use support::tunnel::{connect, http1, pacer_with_ca, tls};
+    use crate::support::tunnel::{connect, http1, pacer_with_ca, tls};
     let upstream = start_faulty(by_path).await;
     let yaml = ONE_SLOT
         .replace("{mock}", &upstream.addr.to_string())

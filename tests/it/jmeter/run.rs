@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::support::external;
+use crate::support::{external, hex};
 
 /// A whole JMeter run (JVM start included) must end within this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The JMeter launcher, when it runs here (checked once per test binary).
+/// The JMeter launcher, when it runs here (checked once per test run).
 pub fn jmeter() -> Option<PathBuf> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
@@ -230,8 +230,4 @@ pub fn expand_props(text: &str, props: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -175,22 +175,6 @@ async fn a_live_change_governs_traffic_at_once() {
     );
 }
 
-/// Polls a condition that has no event to wait on (another component's counters), for at most
-/// 10 s.
-pub async fn wait_until<F, Fut>(mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1000 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not met within 10s");
-}
-
 /// An upstream 429 pauses the limit key it came through; `/status` and the metrics show it.
 #[tokio::test]
 async fn a_retry_after_pause_shows_in_status_and_metrics() {

@@ -41,10 +41,6 @@ routes:
     limits: [per-token]
 ";
 
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 /// pacer in front of the mock, after traffic that touches every kind of series: successes on
 /// shaped and unshaped routes, an upstream 429 pacer gives up on, and a limit's rejection.
 async fn pacer_after_traffic() -> (Running, Running, SocketAddr) {
@@ -66,7 +62,7 @@ async fn pacer_after_traffic() -> (Running, Running, SocketAddr) {
 
 /// Every PromQL expression in the dashboard: panel targets and template variable queries.
 fn dashboard_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(repo_file("examples/grafana/pacer-dashboard.json")).unwrap();
+    let text = std::fs::read_to_string(repo("examples/grafana/pacer-dashboard.json")).unwrap();
     let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
     let mut exprs = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
@@ -131,20 +127,19 @@ async fn every_series_the_dashboard_queries_exists_after_traffic() {
 /// config looks, and the provisioned dashboard directory holds the dashboard.
 #[test]
 fn the_demo_config_and_the_scrape_config_agree() {
-    let demo = pacer::Config::load(&repo_file("config/throttling-demo.yaml")).unwrap();
+    let demo = pacer::Config::load(&repo("config/throttling-demo.yaml")).unwrap();
     let admin = demo
         .admin
         .expect("the demo turns the admin listener on")
         .to_string();
-    let scrape = std::fs::read_to_string(repo_file("examples/prometheus/prometheus.yml")).unwrap();
+    let scrape = std::fs::read_to_string(repo("examples/prometheus/prometheus.yml")).unwrap();
     assert!(
         scrape.contains(&format!("\"{admin}\"")),
         "{admin} not in the scrape config"
     );
-    let provider = std::fs::read_to_string(repo_file(
-        "examples/grafana/provisioning/dashboards/pacer.yaml",
-    ))
-    .unwrap();
+    let provider =
+        std::fs::read_to_string(repo("examples/grafana/provisioning/dashboards/pacer.yaml"))
+            .unwrap();
     assert!(provider.contains("path: /var/lib/grafana/dashboards/pacer"));
 }
 
@@ -180,7 +175,7 @@ async fn promtool_accepts_the_shipped_scrape_config() {
     let Some(promtool) = tool("promtool", PROMETHEUS_INSTALL) else {
         return;
     };
-    let config = repo_file("examples/prometheus/prometheus.yml");
+    let config = repo("examples/prometheus/prometheus.yml");
     let out = Command::new(promtool)
         .args(["check", "config"])
         .arg(&config)
@@ -236,7 +231,7 @@ struct Prometheus {
 impl Prometheus {
     async fn start(binary: &Path, admin: SocketAddr) -> Prometheus {
         let dir = crate::support::temp_dir("prom");
-        let shipped = std::fs::read_to_string(repo_file("examples/prometheus/prometheus.yml"))
+        let shipped = std::fs::read_to_string(repo("examples/prometheus/prometheus.yml"))
             .unwrap()
             .replace("127.0.0.1:9091", &admin.to_string())
             .replace("_interval: 5s", "_interval: 1s")

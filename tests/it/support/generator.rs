@@ -1,20 +1,9 @@
-//! Helpers for the load generator's tests: the mock without limits, a bounded run.
+//! Helpers for the load generator's tests: a bounded run ([`super::open_mock`] is the mock
+//! without limits they use).
 
 use std::time::Duration;
 
 use pacer::generate::{self, Options, Report, Scenario};
-use pacer::mock::MockConfig;
-
-use super::{start_mock, Running};
-
-/// The mock without its limits: only the generator is under test.
-pub async fn open_mock() -> Running {
-    start_mock(MockConfig {
-        default_limit: None,
-        ..Default::default()
-    })
-    .await
-}
 
 /// Runs `scenario` (through `proxy`, when given) without a progress line; at most 60 s.
 pub async fn run(scenario: Scenario, proxy: Option<String>) -> Report {

@@ -1,12 +1,12 @@
 //! The pacer binary as a child process, its stderr collected line by line, as the README's
 //! commands run it.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::repo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -130,11 +130,6 @@ pub async fn proxy(config: &Path) -> (Proc, String) {
     let proxy = Proc::spawn(&["proxy", "--config", config.to_str().unwrap()], &[]);
     let addr = proxy.field_of_line("pacer proxy started", "listen").await;
     (proxy, addr)
-}
-
-/// A file of the repository.
-pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// A shipped config or scenario with the documented fixed addresses moved: `from` to `to` in
