@@ -149,4 +149,4 @@ asyncio.run(main())
 PY
 
 echo "== 3. release lateness of queued requests"
-cargo test --release --quiet --test shape -- --ignored --nocapture release_lateness 2>/dev/null | grep -E "lateness|granted|observed|OS " || echo "(lateness benchmark not found)"
+cargo test --release --quiet --test it -- --ignored --nocapture shape::bench::release_lateness 2>/dev/null | grep -E "lateness|granted|observed|OS " || echo "(lateness benchmark not found)"

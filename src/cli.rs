@@ -360,7 +360,7 @@ async fn generate(
 ///
 /// No log line at any level carries a credential: pacer's own events never record request
 /// headers, bodies, queries or key material, and its dependencies' events (hyper, rustls) do
-/// not either; `tests/logs.rs` checks this with every target at `trace`.
+/// not either; `tests/it/observe/logs.rs` checks this with every target at `trace`.
 pub fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -33,7 +33,7 @@ pub const UNMATCHED: &str = "unmatched";
 
 /// Why a limit refused a request: the `reason` label of `pacer_rejected_total`. Every one is
 /// created up front for every limit; the README's metrics table and the dashboard list them
-/// (`tests/observe/metrics.rs` compares all three with a live pacer's series).
+/// (`tests/it/observe/metrics.rs` compares all three with a live pacer's series).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
     QueueFull,

@@ -2,7 +2,7 @@
 //! dot segment and no escaped unreserved character.
 //!
 //! The invariants live in `pacer::route::normalize::fuzz_entry`, which the stable-toolchain
-//! smoke test in `tests/hardening.rs` runs too.
+//! smoke test in `tests/it/hardening.rs` runs too.
 
 #![no_main]
 

@@ -3,7 +3,7 @@
 //! the cap, and never a Genesys remaining above its quota.
 //!
 //! The input layout and the invariants live in `pacer::ratelimit::fuzz_entry`, which the
-//! stable-toolchain smoke test in `tests/ratelimit_units.rs` runs too.
+//! stable-toolchain smoke test in `tests/it/ratelimit_units.rs` runs too.
 
 #![no_main]
 

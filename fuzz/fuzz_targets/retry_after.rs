@@ -2,7 +2,7 @@
 //! arbitrary clock: parsing must never panic and never return a wait above the cap.
 //!
 //! The input layout and the invariants live in `pacer::retry::retry_after::fuzz_entry`, which the
-//! stable-toolchain smoke test in `tests/retry_units.rs` runs too.
+//! stable-toolchain smoke test in `tests/it/retry_units.rs` runs too.
 
 #![no_main]
 

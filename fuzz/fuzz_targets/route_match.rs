@@ -2,7 +2,7 @@
 //! they meet often): the linear matcher must agree with a plain backtracking one.
 //!
 //! The input layout and the invariant live in `pacer::route::pattern::fuzz_entry`, which the
-//! stable-toolchain smoke test in `tests/hardening.rs` runs too.
+//! stable-toolchain smoke test in `tests/it/hardening.rs` runs too.
 
 #![no_main]
 

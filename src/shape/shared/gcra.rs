@@ -1,6 +1,6 @@
 //! The GCRA arithmetic of shared rates. `gcra.lua` is a line-by-line copy that runs inside
 //! Redis; [`cases`] are checked against both (here in unit tests, the script in
-//! `tests/shared.rs` with a fixed clock), so the two cannot drift apart.
+//! `tests/it/shared.rs` with a fixed clock), so the two cannot drift apart.
 //!
 //! A key's bucket is its theoretical arrival time `tat` (when the bucket would be empty again)
 //! and `pause` (the end of a Retry-After pause). All times are microseconds on Redis's clock.
