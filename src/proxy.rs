@@ -14,11 +14,9 @@
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
 //! - `workers.rs`: thread-per-core serving, one single-threaded runtime per worker thread.
-//! - `coarse_timer.rs`: the cheap, second-grained timer behind the header-read timeout.
 
 pub mod body;
 pub mod client;
-mod coarse_timer;
 pub mod connect;
 pub mod forward;
 pub mod frontdoor;
@@ -46,7 +44,7 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -68,8 +66,6 @@ pub(crate) struct Shared {
     connect: Arc<Connect>,
     server: Server,
     tracker: Tracker,
-    /// The header-read timer every connection of this server (worker) shares.
-    timer: coarse_timer::CoarseTimer,
 }
 
 /// Binds the proxy listener with a backlog of `backlog` connections, or the OS maximum
@@ -175,7 +171,6 @@ pub(crate) async fn run_connections(
         connect,
         server,
         tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
-        timer: coarse_timer::CoarseTimer::default(),
     };
     while let Some((stream, peer)) = incoming.next().await {
         tokio::spawn(connection(stream, peer, shared.clone()));
@@ -256,7 +251,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let tracker = shared.tracker.clone();
-    let builder = http1_server(shared.server, shared.timer.clone());
+    let builder = http1_server(shared.server);
     let serve = Serve {
         shared,
         info,
@@ -306,14 +301,10 @@ where
     }
 }
 
-fn http1_server(
-    server: Server,
-    timer: coarse_timer::CoarseTimer,
-) -> hyper::server::conn::http1::Builder {
+fn http1_server(server: Server) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        // Coarse: hyper arms this timer for every request head (see `coarse_timer.rs`).
-        .timer(timer)
+        .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Room past the configured header limit, so an oversized head still parses and gets
         // pacer's JSON 431 instead of hyper's bare one.
