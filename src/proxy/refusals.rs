@@ -4,8 +4,8 @@
 //! A load tool hammering a host no upstream lists would otherwise either leave no trace at the
 //! default level (the request log is DEBUG) or, logged per request, bury everything else.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ pub fn note(err: &Error, message: &str) {
 
 /// Whether (`code`, `subject`) was not seen within [`EVERY`] before `now`; records `now` if so.
 fn first_in_a_while(code: &'static str, subject: &str, now: Instant) -> bool {
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = LAST.lock();
     let last = last.get_or_insert_with(HashMap::new);
     let key = (code, subject.to_owned());
     if last.get(&key).is_some_and(|&at| now < at + EVERY) {

@@ -10,8 +10,8 @@
 //! `interval`) cut nothing more. Cuts take a small lock so that two concurrent 429s decide one
 //! after the other.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use governor::nanos::Nanos;
 
@@ -75,7 +75,7 @@ impl Aimd {
     /// An upstream 429 at `now` that pauses until `until`: unless the last cut's event is still
     /// on, multiply the current share by the factor, not below the floor.
     pub(super) fn cut(&self, now: Nanos, until: Nanos) {
-        let _one_at_a_time = self.cutting.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.cutting.lock();
         let cut_at = self.cut_at.load(Ordering::Acquire);
         if cut_at != NEVER && now.as_u64() < self.event_end.load(Ordering::Relaxed) {
             return;

@@ -5,8 +5,8 @@
 //! reshape on the next decision when it changed, which is how a change reaches every key without
 //! walking them all. Writes (admin changes) are rare and serialised by a lock.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use governor::nanos::Nanos;
 
@@ -97,7 +97,7 @@ impl Params {
         {
             return Err(UpdateError::QuotaZero);
         }
-        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rate = self.rate.lock();
         if let Some(new) = update.rate {
             *rate = Some(new);
             self.interval.store(interval_of(new), Ordering::Relaxed);
@@ -163,7 +163,7 @@ impl Params {
 
     /// The base rate (configured, or as last changed) in requests per second.
     pub(super) fn base_per_second(&self) -> Option<f64> {
-        let rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = self.rate.lock();
         rate.map(|r| r.per_second())
     }
 
