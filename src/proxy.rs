@@ -46,7 +46,8 @@ use http::{Method, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::connect::Connect;
 use self::frontdoor::ConnInfo;
@@ -161,24 +162,27 @@ pub(crate) async fn run_connections(
     server: Server,
     deadline: DrainDeadline,
 ) {
-    // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx` (in
-    // its Tracker), so `done_rx` yields None once every one has finished (the mini-redis
-    // pattern).
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    // Connections watch `drain` to start a graceful close; each holds a token of `tasks` (in
+    // its Tracker, which tunnels and upgrades clone), so `tasks.wait()` ends once every one has
+    // finished. Dropped unfinished (the caller gave up on the drain), the guard still cancels,
+    // so connections close rather than outlive their listener.
+    let drain = CancellationToken::new();
+    let _drain_on_drop = drain.clone().drop_guard();
+    let tasks = TaskTracker::new();
     let shared = Shared {
         stack,
         connect,
         server,
-        tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
+        tracker: Tracker::new(drain.clone(), &tasks, server.drain_timeout),
     };
     while let Some((stream, peer)) = incoming.next().await {
         tokio::spawn(connection(stream, peer, shared.clone()));
     }
-    let _ = drain_tx.send(true);
+    drain.cancel();
     drop(shared);
+    tasks.close();
     tracing::debug!("stopped accepting; draining in-flight requests");
-    if tokio::time::timeout(server.drain_timeout, done_rx.recv())
+    if tokio::time::timeout(server.drain_timeout, tasks.wait())
         .await
         .is_ok()
     {
@@ -186,7 +190,7 @@ pub(crate) async fn run_connections(
         return;
     }
     deadline.pass();
-    let answered = tokio::time::timeout(DRAIN_ANSWER_GRACE, done_rx.recv()).await;
+    let answered = tokio::time::timeout(DRAIN_ANSWER_GRACE, tasks.wait()).await;
     tracing::warn!(
         timeout_s = server.drain_timeout.as_secs_f64(),
         all_answered = answered.is_ok(),
@@ -260,8 +264,8 @@ where
     let mut conn = Box::pin(builder.serve_connection(io, serve).with_upgrades());
     async move {
         // The drain future is polled once to register the task's waker, and after that only
-        // when the cheap check says drain has begun: polling it on every wake-up (as a
-        // `select!` would) cost hundreds of instructions per request.
+        // when the cheap check (`is_cancelled`, one atomic load) says drain has begun: polling
+        // it on every wake-up (as a `select!` would) takes the token's lock every time.
         let mut draining = std::pin::pin!(tracker.draining());
         let mut watching = true;
         let mut registered = false;
