@@ -5,9 +5,9 @@
 //! admin API is the one place that changes them, so it is the one place that can say which
 //! values the file set and which a person changed.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::config::{Limit, Quota, Rate};

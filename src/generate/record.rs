@@ -6,11 +6,11 @@
 //! rarely meet on one lock. Once a second the ticker takes each shard's interval counts (for the
 //! progress line and the timeline); at the end the shards are merged for the report.
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 
 /// Why a request produced no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

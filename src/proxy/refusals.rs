@@ -4,10 +4,10 @@
 //! A load tool hammering a host no upstream lists would otherwise either leave no trace at the
 //! default level (the request log is DEBUG) or, logged per request, bury everything else.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::error::Error;

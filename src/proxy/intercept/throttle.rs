@@ -5,10 +5,10 @@
 //! thousands. One line per reason per [`WINDOW`] keeps the log readable and bounded; its `count`
 //! says how many failures of that reason happened since the previous line.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// How often each reason may be logged.

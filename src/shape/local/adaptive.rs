@@ -10,11 +10,11 @@
 //! `interval`) cut nothing more. Cuts take a small lock so that two concurrent 429s decide one
 //! after the other.
 
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use governor::nanos::Nanos;
+use parking_lot::Mutex;
 
+use super::bucket::Nanos;
 use crate::config::Adaptive;
 
 const NEVER: u64 = u64::MAX;

@@ -19,11 +19,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::nanos::Nanos;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, Nanos};
 use super::horizon::hint;
 use super::learned::Learned;
 use super::params::Current;

@@ -5,12 +5,12 @@
 //! reshape on the next decision when it changed, which is how a change reaches every key without
 //! walking them all. Writes (admin changes) are rare and serialised by a lock.
 
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use governor::nanos::Nanos;
+use parking_lot::Mutex;
 
 use super::adaptive::{Aimd, Share};
+use super::bucket::Nanos;
 use super::quota::QuotaParams;
 use crate::config::{Limit, Quota, Rate};
 use crate::shape::{LimitUpdate, UpdateError};
