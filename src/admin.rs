@@ -21,7 +21,6 @@ mod live;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::proxy::rescue::ErrorBody;
@@ -50,15 +50,15 @@ pub struct Admin {
     metrics: Arc<Metrics>,
     limits: Arc<Limits>,
     live: live::Live,
-    draining: Arc<AtomicBool>,
+    draining: CancellationToken,
     discovery: Option<Arc<crate::discover::Discovery>>,
 }
 
 // === impl Admin ===
 
 impl Admin {
-    /// `draining` turns true when the proxy stops accepting; `/readyz` then answers 503.
-    pub fn new(metrics: Arc<Metrics>, limits: Arc<Limits>, draining: Arc<AtomicBool>) -> Admin {
+    /// `draining` is cancelled when the proxy stops accepting; `/readyz` then answers 503.
+    pub fn new(metrics: Arc<Metrics>, limits: Arc<Limits>, draining: CancellationToken) -> Admin {
         Admin {
             metrics,
             limits,
@@ -93,7 +93,7 @@ impl Admin {
     }
 
     fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.is_cancelled()
     }
 
     async fn handle(&self, req: Request<Incoming>) -> AdminResponse {

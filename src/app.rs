@@ -1,9 +1,9 @@
 //! Wires a validated config to bound listeners and runs until shutdown.
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::config::Config;
@@ -145,12 +145,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
         discovery: Option<Arc<Discovery>>,
     ) -> anyhow::Result<()> {
-        let draining = Arc::new(AtomicBool::new(false));
+        let draining = CancellationToken::new();
         let shutdown = {
             let draining = draining.clone();
             async move {
                 shutdown.await;
-                draining.store(true, Ordering::Relaxed);
+                draining.cancel();
             }
         };
         let server = self.config.server;
@@ -169,16 +169,15 @@ impl App {
         if let Ok(addr) = admin_listener.local_addr() {
             tracing::info!(%addr, "admin listener started");
         }
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop_admin = CancellationToken::new();
         let admin = Admin::new(self.metrics, self.limits, draining)
             .with_configured(&self.config.limits)
             .with_discovery(discovery);
-        let admin = crate::admin::serve(admin_listener, admin, async move {
-            let _ = admin_stopped.await;
-        });
+        let admin =
+            crate::admin::serve(admin_listener, admin, stop_admin.clone().cancelled_owned());
         let proxy = async move {
             let result = proxy.await;
-            let _ = stop_admin.send(());
+            stop_admin.cancel();
             result
         };
         let (proxy, admin) = tokio::join!(proxy, admin);

@@ -28,7 +28,7 @@ pub use self::pattern::{PathPattern, PatternError};
 pub use self::percent::parse_percent;
 pub(crate) use self::raw::dotted_path;
 pub use self::region::{region_base_url, REGIONS};
-pub use self::validate::{CountError, RateError};
+pub use self::validate::{CountError, QuotaError, RateError};
 use crate::exchange::LimitId;
 pub use crate::exchange::RetryAfterUnit;
 
@@ -170,7 +170,7 @@ pub struct Quota {
 impl Quota {
     /// Parses `N/s`, `N/min`, `N/h` or `N/<duration>` (e.g. `30/6s`) exactly as the config file
     /// does, with the default margin.
-    pub fn parse(text: &str) -> Result<Quota, String> {
+    pub fn parse(text: &str) -> Result<Quota, QuotaError> {
         validate::parse_quota(text)
     }
 

@@ -35,8 +35,9 @@ mod tally;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -146,12 +147,12 @@ impl Discovery {
             return g.clone();
         }
         let name = format!("{method} {}", group_path(path));
-        let read = self.unmatched.read().unwrap_or_else(|e| e.into_inner());
+        let read = self.unmatched.read();
         if let Some(g) = read.get(&name) {
             return g.clone();
         }
         drop(read);
-        let mut write = self.unmatched.write().unwrap_or_else(|e| e.into_inner());
+        let mut write = self.unmatched.write();
         if write.len() >= MAX_GROUPS && !write.contains_key(&name) {
             return self.other.clone();
         }
@@ -165,7 +166,7 @@ impl Discovery {
         for (name, g) in &self.routes {
             push(&mut groups, name, true, g);
         }
-        let unmatched = self.unmatched.read().unwrap_or_else(|e| e.into_inner());
+        let unmatched = self.unmatched.read();
         let mut names: Vec<_> = unmatched.keys().collect();
         names.sort();
         for name in names {
@@ -181,7 +182,7 @@ impl Discovery {
 }
 
 fn push(out: &mut Vec<GroupReport>, name: &str, configured: bool, group: &Group) {
-    let t = group.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let t = group.lock().clone();
     if t.requests > 0 {
         out.push(group_report(name, configured, &t));
     }
@@ -235,7 +236,7 @@ routes: [{ match: 'GET /api/v2/scripts/**', limits: [l] }]";
     async fn groups_are_routes_then_grouped_paths_then_other_past_the_bound() {
         let d = discovery();
         let get = http::Method::GET;
-        let count = |g: Group| g.lock().unwrap().sent(Instant::now(), false);
+        let count = |g: Group| g.lock().sent(Instant::now(), false);
         count(d.group(Some(RouteId::new(0)), &get, "/api/v2/scripts/1"));
         count(d.group(None, &get, "/api/v2/users/42"));
         assert_eq!(count(d.group(None, &get, "/api/v2/users/43")), 2);

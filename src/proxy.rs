@@ -15,11 +15,9 @@
 //!   (`tunnel.rs`), or intercepted (`intercept.rs`), whose inner requests then do.
 //! - `upgrade.rs`: WebSocket and other upgrades, piped once the upstream answers 101.
 //! - `workers.rs`: thread-per-core serving, one single-threaded runtime per worker thread.
-//! - `coarse_timer.rs`: the cheap, second-grained timer behind the header-read timeout.
 
 pub mod body;
 pub mod client;
-mod coarse_timer;
 pub mod connect;
 pub mod dispatch;
 pub mod forward;
@@ -48,9 +46,10 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::connect::Connect;
 use self::frontdoor::ConnInfo;
@@ -70,8 +69,6 @@ pub(crate) struct Shared {
     connect: Arc<Connect>,
     server: Server,
     tracker: Tracker,
-    /// The header-read timer every connection of this server (worker) shares.
-    timer: coarse_timer::CoarseTimer,
 }
 
 /// Binds the proxy listener with a backlog of `backlog` connections, or the OS maximum
@@ -167,25 +164,27 @@ pub(crate) async fn run_connections(
     server: Server,
     deadline: DrainDeadline,
 ) {
-    // Connections watch `drain` to start a graceful close; each holds a clone of `done_tx` (in
-    // its Tracker), so `done_rx` yields None once every one has finished (the mini-redis
-    // pattern).
-    let (drain_tx, drain_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    // Connections watch `drain` to start a graceful close; each holds a token of `tasks` (in
+    // its Tracker, which tunnels and upgrades clone), so `tasks.wait()` ends once every one has
+    // finished. Dropped unfinished (the caller gave up on the drain), the guard still cancels,
+    // so connections close rather than outlive their listener.
+    let drain = CancellationToken::new();
+    let _drain_on_drop = drain.clone().drop_guard();
+    let tasks = TaskTracker::new();
     let shared = Shared {
         stack,
         connect,
         server,
-        tracker: Tracker::new(drain_rx, done_tx, server.drain_timeout),
-        timer: coarse_timer::CoarseTimer::default(),
+        tracker: Tracker::new(drain.clone(), &tasks, server.drain_timeout),
     };
     while let Some((stream, peer)) = incoming.next().await {
         tokio::spawn(connection(stream, peer, shared.clone()));
     }
-    let _ = drain_tx.send(true);
+    drain.cancel();
     drop(shared);
+    tasks.close();
     tracing::debug!("stopped accepting; draining in-flight requests");
-    if tokio::time::timeout(server.drain_timeout, done_rx.recv())
+    if tokio::time::timeout(server.drain_timeout, tasks.wait())
         .await
         .is_ok()
     {
@@ -193,7 +192,7 @@ pub(crate) async fn run_connections(
         return;
     }
     deadline.pass();
-    let answered = tokio::time::timeout(DRAIN_ANSWER_GRACE, done_rx.recv()).await;
+    let answered = tokio::time::timeout(DRAIN_ANSWER_GRACE, tasks.wait()).await;
     tracing::warn!(
         timeout_s = server.drain_timeout.as_secs_f64(),
         all_answered = answered.is_ok(),
@@ -258,7 +257,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let tracker = shared.tracker.clone();
-    let builder = http1_server(shared.server, shared.timer.clone());
+    let builder = http1_server(shared.server);
     let serve = Serve {
         shared,
         info,
@@ -267,8 +266,8 @@ where
     let mut conn = Box::pin(builder.serve_connection(io, serve).with_upgrades());
     async move {
         // The drain future is polled once to register the task's waker, and after that only
-        // when the cheap check says drain has begun: polling it on every wake-up (as a
-        // `select!` would) cost hundreds of instructions per request.
+        // when the cheap check (`is_cancelled`, one atomic load) says drain has begun: polling
+        // it on every wake-up (as a `select!` would) takes the token's lock every time.
         let mut draining = std::pin::pin!(tracker.draining());
         let mut watching = true;
         let mut registered = false;
@@ -308,14 +307,10 @@ where
     }
 }
 
-fn http1_server(
-    server: Server,
-    timer: coarse_timer::CoarseTimer,
-) -> hyper::server::conn::http1::Builder {
+fn http1_server(server: Server) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        // Coarse: hyper arms this timer for every request head (see `coarse_timer.rs`).
-        .timer(timer)
+        .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Room past the configured header limit, so an oversized head still parses and gets
         // pacer's JSON 431 instead of hyper's bare one.

@@ -9,13 +9,15 @@
 //! - `limits.rs`: the registry of a config's limiters, and which each route passes.
 //! - `layer.rs`: the shaping layer of the request stack.
 //! - `gauges.rs`: the limits' Prometheus gauges, read when Prometheus scrapes.
-//! - `local.rs` and `local/`: the in-memory limiter (GCRA via governor, sliding-log quotas, FIFO
+//! - `gcra.rs`: GCRA's arithmetic, shared by the local bucket and the Redis script's Rust copy.
+//! - `local.rs` and `local/`: the in-memory limiter (GCRA token buckets, sliding-log quotas, FIFO
 //!   queue, slots, pauses and their probes).
 //! - `shared.rs` and `shared/`: limits shared by many instances through Redis (`shared: true`).
 
 mod answers;
 
 pub mod gauges;
+mod gcra;
 pub mod key;
 pub mod layer;
 pub mod limits;

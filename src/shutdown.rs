@@ -39,30 +39,21 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
 /// answering them could hide a request the API did receive.
 ///
 /// Cheap to clone; every clone sees the same deadline, from any thread.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DrainDeadline {
-    passed: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    passed: tokio_util::sync::CancellationToken,
 }
 
 // === impl DrainDeadline ===
 
-impl Default for DrainDeadline {
-    fn default() -> Self {
-        DrainDeadline {
-            passed: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
-        }
-    }
-}
-
 impl DrainDeadline {
     /// Says the deadline has passed; idempotent.
     pub fn pass(&self) {
-        self.passed.send_replace(true);
+        self.passed.cancel();
     }
 
     /// Resolves once the deadline has passed (at once if it already has).
     pub async fn passed(&self) {
-        let mut rx = self.passed.subscribe();
-        let _ = rx.wait_for(|p| *p).await;
+        self.passed.cancelled().await;
     }
 }

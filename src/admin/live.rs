@@ -6,8 +6,8 @@
 //! values the file set and which a person changed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::config::{Limit, Quota, Rate};
@@ -96,7 +96,7 @@ impl Live {
 
     /// Notes a change the limiter accepted.
     pub fn record(&self, name: &str, update: &LimitUpdate) {
-        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = self.changed.lock();
         let entry = changed.entry(name.to_owned()).or_default();
         entry.rate = update.rate.or(entry.rate);
         entry.burst = update.burst.or(entry.burst);
@@ -110,7 +110,7 @@ impl Live {
     /// None when the file's values are not known.
     pub fn restore(&self, name: &str) -> Option<LimitUpdate> {
         let file = self.configured.get(name)?;
-        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = self.changed.lock();
         changed.remove(name);
         Some(LimitUpdate {
             rate: file.rate,
@@ -122,7 +122,7 @@ impl Live {
 
     pub fn side_by_side(&self, name: &str) -> Option<SideBySide> {
         let file = *self.configured.get(name)?;
-        let changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = self.changed.lock();
         let live = changed.get(name).copied().unwrap_or_default();
         let current = Settings {
             rate: live.rate.or(file.rate),

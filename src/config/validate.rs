@@ -12,7 +12,7 @@ mod shared;
 mod upstream;
 
 pub(super) use self::limit::{parse_quota, parse_rate};
-pub use self::limit::{CountError, RateError};
+pub use self::limit::{CountError, QuotaError, RateError};
 
 use std::ops::RangeInclusive;
 use std::path::Path;

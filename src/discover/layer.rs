@@ -52,7 +52,7 @@ struct InFlight(Group);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).done();
+        self.0.lock().done();
     }
 }
 
@@ -78,16 +78,13 @@ where
         let unit = target.map(|t| t.retry_after_unit).unwrap_or_default();
         let group = discovery.group(self.route, req.method(), req.uri().path());
         let token = req.headers().contains_key(http::header::AUTHORIZATION);
-        let level = group
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sent(Instant::now(), token);
+        let level = group.lock().sent(Instant::now(), token);
         let in_flight = InFlight(group);
         let answer = self.inner.call(req);
         Box::pin(async move {
             let res = answer.await?;
             let read = Answer::read(res.status(), res.headers(), unit);
-            let mut tally = in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tally = in_flight.0.lock();
             tally.answered(&read, level, Instant::now());
             drop(tally);
             Ok(res)

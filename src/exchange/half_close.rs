@@ -28,9 +28,10 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -99,22 +100,14 @@ impl ClientConn {
 
     /// A streamed answer is being written, and must be written whole by `deadline`.
     pub fn answer_due(&self, deadline: Instant) {
-        *self
-            .0
-            .answer_deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        *self.0.answer_deadline.lock() = Some(deadline);
         self.0.answering.store(true, Relaxed);
     }
 
     /// The streamed answer has ended (or was cut): no deadline any more.
     pub fn answer_done(&self) {
         self.0.answering.store(false, Relaxed);
-        *self
-            .0
-            .answer_deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        *self.0.answer_deadline.lock() = None;
     }
 
     /// The deadline of the streamed answer being written, if one is.
@@ -122,11 +115,7 @@ impl ClientConn {
         if !self.0.answering.load(Relaxed) {
             return None;
         }
-        *self
-            .0
-            .answer_deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *self.0.answer_deadline.lock()
     }
 
     /// Wraps the client's stream.

@@ -6,8 +6,9 @@
 //! dropped and counted. So what the generator holds is bounded by `max_in_flight` connections,
 //! never by how far behind the target falls.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -46,8 +47,8 @@ impl Lanes {
 
     /// Hands `job` to a lane; gives it back when every lane is busy.
     pub fn dispatch(&self, engine: &Arc<Engine>, job: Job) -> Result<(), Job> {
-        let free = lock(&self.idle).pop();
-        let mut senders = lock(&self.senders);
+        let free = self.idle.lock().pop();
+        let mut senders = self.senders.lock();
         if let Some(lane) = free {
             // An idle lane's channel is empty, and it is waiting on it.
             return senders[lane].try_send(job).map_err(|e| match e {
@@ -64,20 +65,16 @@ impl Lanes {
         senders.push(tx);
         let run = lane_loop(engine.clone(), lane, self.idle.clone(), job, rx);
         // On the caller's runtime: the scheduler of this thread's share of arrivals.
-        lock(&self.tasks).spawn(run);
+        self.tasks.lock().spawn(run);
         Ok(())
     }
 
     /// Lets every lane finish its request and end.
     pub async fn close(&self) {
-        lock(&self.senders).clear();
-        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        self.senders.lock().clear();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock());
         while tasks.join_next().await.is_some() {}
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One lane: send, record, mark idle, wait for the next job while keeping the connection alive.
@@ -94,7 +91,7 @@ async fn lane_loop(
         engine
             .send(&mut link, job.request, job.phase, job.seq, job.due)
             .await;
-        lock(&idle).push(lane);
+        idle.lock().push(lane);
         let next = match &mut link {
             Some(l) => l.idle(jobs.recv()).await,
             None => jobs.recv().await,

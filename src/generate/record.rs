@@ -7,10 +7,10 @@
 //! progress line and the timeline); at the end the shards are merged for the report.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 
 /// Why a request produced no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -179,7 +179,7 @@ impl Recorder {
 
     /// Counts why a request of `kind` failed.
     pub fn record_cause(&self, kind: ErrorKind, cause: String) {
-        let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut causes = self.causes.lock();
         let key = match causes.len() < MAX_CAUSES || causes.contains_key(&(kind, cause.clone())) {
             true => (kind, cause),
             false => (kind, OTHER_CAUSES.to_owned()),
@@ -189,7 +189,7 @@ impl Recorder {
 
     /// Failures by kind and cause, the most frequent first.
     pub fn causes(&self) -> Vec<(ErrorKind, String, u64)> {
-        let causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let causes = self.causes.lock();
         let mut out: Vec<_> = causes
             .iter()
             .map(|((k, c), &n)| (*k, c.clone(), n))
@@ -208,9 +208,7 @@ impl Recorder {
         latency: Duration,
     ) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let mut s = self.shards[shard % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut s = self.shards[shard % self.shards.len()].lock();
         s.cells[request * self.phases + phase].record(outcome, us);
         s.interval[request].record(outcome, us);
     }
@@ -221,7 +219,7 @@ impl Recorder {
         into.resize_with(self.requests, Stats::default);
         into.iter_mut().for_each(Stats::clear);
         for shard in self.shards.iter() {
-            let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = shard.lock();
             for (into, from) in into.iter_mut().zip(&mut s.interval) {
                 into.add(from);
                 from.clear();
@@ -233,7 +231,7 @@ impl Recorder {
     pub fn totals(&self) -> Totals {
         let mut cells = vec![Stats::default(); self.requests * self.phases];
         for shard in self.shards.iter() {
-            let s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let s = shard.lock();
             cells.iter_mut().zip(&s.cells).for_each(|(a, b)| a.add(b));
         }
         let mut totals = Totals {

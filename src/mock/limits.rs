@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::config::{MockConfig, WindowLimit};
@@ -113,7 +114,7 @@ impl Limits {
                 _permit: permit,
             });
         }
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = self.windows.lock();
         let refused = count(&mut windows, [default, routed], key, now).err();
         let status = default.map(|(_, l)| status_of(&windows[0], key, &l, now));
         drop(windows);
@@ -131,7 +132,7 @@ impl Limits {
 
     /// Forgets every window (in-flight counts stay: those requests are real).
     pub fn reset(&self) {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = self.windows.lock();
         windows.iter_mut().for_each(HashMap::clear);
     }
 }

@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::Method;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -78,7 +79,7 @@ impl Stats {
         if throttled {
             self.throttled_total.fetch_add(1, Ordering::Relaxed);
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         inner.route(method, path).add(throttled);
         inner.second(now).add(throttled);
     }
@@ -89,7 +90,7 @@ impl Stats {
 
     /// Zeroes every counter; requests still in flight stay counted there.
     pub fn reset(&self, now: Instant) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         *inner = Inner::new(now);
         self.requests_total.store(0, Ordering::Relaxed);
         self.throttled_total.store(0, Ordering::Relaxed);
@@ -100,7 +101,7 @@ impl Stats {
 
     /// The JSON of `GET /__mock/stats`.
     pub fn snapshot(&self) -> Value {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.lock();
         let mut routes = serde_json::Map::new();
         for (method, paths) in &inner.routes {
             for (path, counts) in paths {

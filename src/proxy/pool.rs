@@ -9,10 +9,11 @@
 //! A connection goes back on the stack once its response body has been read to the end (a
 //! body dropped half-way closes it, since the rest would still be on the wire). The most
 //! recently used connection goes out first; connections idle longer than [`IDLE`] are dropped
-//! when met, and past `upstreams.*.max_idle` per thread the least recently used is closed, so a
-//! burst of clients does not leave thousands of idle upstream connections behind. An idle connection the upstream closed in the meantime hands the request back
-//! unsent, and the request goes on to the next connection or a new one, as it would with
-//! hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
+//! when met, and past `upstreams.*.max_idle` per thread (128 by default) the least recently used
+//! is closed, so a burst of clients does not leave thousands of idle upstream connections behind
+//! (each holds a socket and its buffers, on both ends). An idle connection the upstream closed in
+//! the meantime hands the request back unsent, and the request goes on to the next connection or
+//! a new one, as it would with hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
 //! (the end of the stream or a reset, and no answer) sends an idempotent request without a body
 //! on as well ([`replayable_copy`]); any other request gets the error.
 //!
@@ -34,7 +35,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use thread_local::ThreadLocal;
 use tokio::time::Instant;
-use tower::Service;
+use tower::ServiceExt as _;
 
 use super::body::Body;
 use crate::BoxError;
@@ -180,10 +181,12 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
+        // Through `oneshot`, which waits for `poll_ready` before calling, as tower's contract
+        // asks (hyper-rustls's connector is always ready today, a wrapped one may not be).
         let io = self
             .connector
             .clone()
-            .call(self.origin.clone())
+            .oneshot(self.origin.clone())
             .await
             .map_err(SendError::Connect)?;
         let (sender, conn) = http1::Builder::new()
@@ -277,5 +280,55 @@ impl http_body::Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.incoming.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool for an upstream that accepts connections and never answers.
+    async fn pool(max_idle: usize) -> (Pool, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let tls = super::super::tls_client::client_config(None).unwrap();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(HttpConnector::new());
+        let origin = format!("http://{addr}/").parse().unwrap();
+        (Pool::new(https, origin, max_idle), held)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_max_idle_are_closed() {
+        let (pool, _held) = pool(2).await;
+        let mut senders = Vec::new();
+        for _ in 0..3 {
+            senders.push(pool.inner.connect().await.expect("connects"));
+        }
+        for sender in senders {
+            pool.inner.checkin(sender);
+        }
+        let idle = pool.inner.idle.get_or_default().borrow().len();
+        assert_eq!(idle, 2, "kept more idle connections than max_idle");
+        assert!(pool.inner.checkout().is_some());
+        assert!(pool.inner.checkout().is_some());
+        assert!(pool.inner.checkout().is_none());
+    }
+
+    #[tokio::test]
+    async fn max_idle_zero_keeps_nothing() {
+        let (pool, _held) = pool(0).await;
+        let sender = pool.inner.connect().await.expect("connects");
+        pool.inner.checkin(sender);
+        assert!(pool.inner.checkout().is_none());
     }
 }

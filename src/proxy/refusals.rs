@@ -5,9 +5,9 @@
 //! default level (the request log is DEBUG) or, logged per request, bury everything else.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::error::Error;
@@ -54,7 +54,7 @@ pub fn note(err: &Error, message: &str) {
 
 /// Whether (`code`, `subject`) was not seen within [`EVERY`] before `now`; records `now` if so.
 fn first_in_a_while(code: &'static str, subject: &str, now: Instant) -> bool {
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = LAST.lock();
     let last = last.get_or_insert_with(HashMap::new);
     let key = (code, subject.to_owned());
     if last.get(&key).is_some_and(|&at| now < at + EVERY) {

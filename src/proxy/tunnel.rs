@@ -16,7 +16,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::{TaskTracker, TaskTrackerToken};
 
 use crate::error::Error;
 
@@ -24,36 +25,37 @@ use crate::error::Error;
 /// messages, so nothing in flight is cut. A busy pipe lasts until `server.drain_timeout`.
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
 
-/// Ties a task that outlives its request (a tunnel, an upgraded or intercepted connection) to
-/// the listener's drain: the listener waits for every clone to drop, and clones see drain start.
+/// Ties a task that outlives its request (a connection, a tunnel, an upgraded or intercepted
+/// connection) to the listener's drain. Every clone holds a token of the listener's
+/// [`TaskTracker`], so the listener's `wait` ends once every clone has dropped; clones see
+/// drain start through the listener's [`CancellationToken`].
 #[derive(Clone, Debug)]
 pub struct Tracker {
-    drain: watch::Receiver<bool>,
-    _done: mpsc::Sender<()>,
+    drain: CancellationToken,
+    _task: TaskTrackerToken,
     drain_timeout: Duration,
 }
 
 // === impl Tracker ===
 
 impl Tracker {
-    pub fn new(drain: watch::Receiver<bool>, done: mpsc::Sender<()>, timeout: Duration) -> Self {
+    /// A tracker counted by `tasks` that sees drain start when `drain` is cancelled.
+    pub fn new(drain: CancellationToken, tasks: &TaskTracker, timeout: Duration) -> Self {
         Tracker {
             drain,
-            _done: done,
+            _task: tasks.token(),
             drain_timeout: timeout,
         }
     }
 
-    /// Whether drain has started (or the listener is gone): one atomic load, for code that
-    /// must check on every poll.
+    /// Whether drain has started: one atomic load, for code that must check on every poll.
     pub fn drain_started(&self) -> bool {
-        self.drain.has_changed().unwrap_or(true)
+        self.drain.is_cancelled()
     }
 
-    /// Resolves once drain has started (or the listener is gone).
-    pub async fn draining(&self) {
-        let mut drain = self.drain.clone();
-        let _ = drain.wait_for(|d| *d).await;
+    /// Resolves once drain has started.
+    pub fn draining(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.drain.cancelled()
     }
 }
 
@@ -196,16 +198,17 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn tracker() -> (watch::Sender<bool>, mpsc::Receiver<()>, Tracker) {
-        let (drain_tx, drain_rx) = watch::channel(false);
-        let (done_tx, done_rx) = mpsc::channel(1);
-        let t = Tracker::new(drain_rx, done_tx, Duration::from_secs(30));
-        (drain_tx, done_rx, t)
+    fn tracker() -> (CancellationToken, TaskTracker, Tracker) {
+        let drain = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let t = Tracker::new(drain.clone(), &tasks, Duration::from_secs(30));
+        tasks.close();
+        (drain, tasks, t)
     }
 
     #[tokio::test]
     async fn pipes_both_ways_and_closes_when_quiet_during_drain() {
-        let (drain, mut done, tracker) = tracker();
+        let (drain, done, tracker) = tracker();
         let (mut client, a) = tokio::io::duplex(64);
         let (b, mut server) = tokio::io::duplex(64);
         let task = tokio::spawn(async move { pipe(a, b, &tracker).await });
@@ -215,10 +218,12 @@ mod tests {
         server.write_all(b"pong").await.unwrap();
         client.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"pong");
-        drain.send(true).unwrap();
+        drain.cancel();
         let res = tokio::time::timeout(Duration::from_secs(5), task).await;
         assert!(res.expect("closes once quiet").unwrap().is_err());
         // Every tracker clone is gone, so the listener's drain would finish.
-        assert!(done.recv().await.is_none());
+        tokio::time::timeout(Duration::from_secs(5), done.wait())
+            .await
+            .expect("a tracker outlived its pipe");
     }
 }

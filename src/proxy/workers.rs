@@ -20,7 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio_util::task::task_tracker::{TaskTracker, TaskTrackerToken};
 
 use super::connect::Connect;
 use super::stack::Stack;
@@ -46,25 +47,19 @@ pub async fn serve(
         return super::serve(listener, stack, connect, server, shutdown, deadline).await;
     }
     let mut inboxes = Vec::with_capacity(workers);
-    let mut finished = Vec::with_capacity(workers);
+    // Each worker thread holds a token until it has drained (or ended any other way).
+    let running = TaskTracker::new();
     for index in 0..workers {
         let (tx, rx) = mpsc::unbounded_channel::<Handoff>();
-        finished.push(spawn_worker(
-            index,
-            rx,
-            stack.clone(),
-            connect.clone(),
-            server,
-            deadline.clone(),
-        )?);
+        let worker = (stack.clone(), connect.clone(), server, deadline.clone());
+        spawn_worker(index, rx, worker, running.token())?;
         inboxes.push(tx);
     }
+    running.close();
     accept(listener, &inboxes, shutdown).await;
     // Closing the inboxes is the workers' signal to stop taking connections and drain.
     drop(inboxes);
-    for done in finished {
-        let _ = done.await;
-    }
+    running.wait().await;
     tracing::info!("drain finished");
     Ok(())
 }
@@ -89,20 +84,20 @@ async fn accept(
     }
 }
 
-/// Starts worker `index` on a thread of its own; the returned receiver fires when it has
-/// drained (or its thread ended any other way).
+/// What every worker serves with: the stack, CONNECT handling, settings, the drain deadline.
+type Worker = (Stack, Arc<Connect>, Server, DrainDeadline);
+
+/// Starts worker `index` on a thread of its own, which drops `running` when it has drained (or
+/// when its thread ends any other way, a panic included: the token drops with the closure).
 fn spawn_worker(
     index: usize,
     inbox: mpsc::UnboundedReceiver<Handoff>,
-    stack: Stack,
-    connect: Arc<Connect>,
-    server: Server,
-    deadline: DrainDeadline,
-) -> anyhow::Result<oneshot::Receiver<()>> {
+    (stack, connect, server, deadline): Worker,
+    running: TaskTrackerToken,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("pacer-worker-{index}"))
         .spawn(move || {
@@ -111,9 +106,9 @@ fn spawn_worker(
             runtime.block_on(connections);
             // Dropping the runtime here ends whatever outlived the drain timeout.
             drop(runtime);
-            let _ = done_tx.send(());
+            drop(running);
         })?;
-    Ok(done_rx)
+    Ok(())
 }
 
 /// A worker's connections, as the acceptor hands them over; ends when the acceptor stops.

@@ -1,6 +1,6 @@
 //! The in-memory limiter: one named limit enforced per key, in this process.
 //!
-//! - `bucket.rs`: a key's token bucket, GCRA via governor on tokio time.
+//! - `bucket.rs`: a key's token bucket, GCRA (`shape/gcra.rs`) on tokio time.
 //! - `gate.rs`: a key's bucket, slots, pause and queue behind its own lock, and the decisions.
 //! - `queue.rs`: the waiters of a key, FIFO with a lane for retries, O(1) removal.
 //! - `wait.rs`: the future of a queued request, its view of the gate, and the slot a permit holds.

@@ -29,9 +29,10 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 pub use self::client::{Health, Store};
@@ -223,9 +224,7 @@ impl SharedLimiter {
     }
 
     fn note_pause(&self, key: LimitKey, until: Instant) {
-        let Ok(mut pauses) = self.pauses.lock() else {
-            return;
-        };
+        let mut pauses = self.pauses.lock();
         // Bounded like the local limiter's key table: forget ended pauses first.
         if pauses.len() >= self.config.max_keys {
             let now = Instant::now();
@@ -283,7 +282,7 @@ impl Limiter for SharedLimiter {
     }
 
     fn paused_until(&self, key: LimitKey) -> Option<Instant> {
-        let until = *self.pauses.lock().ok()?.get(&key)?;
+        let until = *self.pauses.lock().get(&key)?;
         (until > Instant::now()).then_some(until)
     }
 
@@ -303,11 +302,10 @@ impl Limiter for SharedLimiter {
         state.in_flight += local;
         state.queue_depth += self.queue_depth.load(Ordering::Relaxed);
         let now = Instant::now();
-        if let Ok(pauses) = self.pauses.lock() {
-            state.keys = state.keys.max(pauses.len());
-            let longest = pauses.values().filter(|t| **t > now).max();
-            state.paused_ms = longest.map(|t| (*t - now).as_millis() as u64);
-        }
+        let pauses = self.pauses.lock();
+        state.keys = state.keys.max(pauses.len());
+        let longest = pauses.values().filter(|t| **t > now).max();
+        state.paused_ms = longest.map(|t| (*t - now).as_millis() as u64);
         state
     }
 

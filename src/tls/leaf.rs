@@ -7,9 +7,10 @@
 //! does not control, and memory must stay bounded by configuration.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -96,7 +97,7 @@ impl Leaves {
 
     /// How many names are cached.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.cache.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -104,13 +105,13 @@ impl Leaves {
     }
 
     fn cached(&self, name: &str) -> Option<Arc<ServerConfig>> {
-        let cache = self.lock();
+        let cache = self.cache.lock();
         let entry = cache.get(name)?;
         (entry.issued.elapsed() < LEAF_RENEW_AFTER).then(|| entry.config.clone())
     }
 
     fn insert(&self, name: String, config: Arc<ServerConfig>) {
-        let mut cache = self.lock();
+        let mut cache = self.cache.lock();
         if cache.len() >= self.capacity && !cache.contains_key(&name) {
             // Evict the oldest; a linear scan, but only when a new name arrives at a full cache.
             let oldest = cache
@@ -123,13 +124,6 @@ impl Leaves {
         }
         let issued = Instant::now();
         cache.insert(name, Entry { config, issued });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // A panic while holding the lock leaves a map that is still consistent; keep using it.
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn issue(&self, name: &str) -> Result<Arc<ServerConfig>, TlsError> {

@@ -8,7 +8,9 @@ use serde_saphyr::Spanned;
 
 use super::{check_name, duration, join, number, positive_duration, Errors};
 use crate::config::raw::{Name, Named, RawAdaptive, RawAdaptiveSettings, RawLimit, Text};
-use crate::config::{parse_duration, Adaptive, KeyKind, Limit, Mode, Queue, Quota, Rate};
+use crate::config::{
+    parse_duration, Adaptive, DurationError, KeyKind, Limit, Mode, Queue, Quota, Rate,
+};
 
 const DEFAULT_MAX_DEPTH: u64 = 10_000;
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
@@ -128,7 +130,7 @@ fn quota(errs: &mut Errors, path: &str, raw: &RawLimit) -> Option<Quota> {
     }
     let text = raw.quota.as_ref()?;
     let mut quota = parse_quota(&text.value)
-        .map_err(|msg| errs.at(field("quota"), text, msg))
+        .map_err(|e| errs.at(field("quota"), text, e.to_string()))
         .ok()?;
     if let Some(margin) = &raw.margin {
         quota.margin = duration(errs, &field("margin"), Some(margin), quota.margin);
@@ -136,20 +138,41 @@ fn quota(errs: &mut Errors, path: &str, raw: &RawLimit) -> Option<Quota> {
     Some(quota)
 }
 
+/// How to write a quota, said by every [`QuotaError`].
+const QUOTA_HINT: &str = "write a quota as N/s, N/min, N/h or N/<duration>, e.g. 300/min or 30/6s";
+
+/// Why a quota does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    #[error("{text:?} is not a quota; {QUOTA_HINT}")]
+    NotAQuota { text: String },
+    #[error("window of {text:?}: {window}; {QUOTA_HINT}")]
+    Window { window: DurationError, text: String },
+    #[error("{text:?} has an empty window; {QUOTA_HINT}")]
+    EmptyWindow { text: String },
+    #[error("{}", count.in_text(text, QUOTA_HINT))]
+    Count { count: CountError, text: String },
+}
+
 /// `N/s`, `N/min`, `N/h` or `N/<duration>` (`30/6s`, `300/60s`), with the default margin.
-pub(crate) fn parse_quota(text: &str) -> Result<Quota, String> {
-    let hint = "write a quota as N/s, N/min, N/h or N/<duration>, e.g. 300/min or 30/6s";
+pub(crate) fn parse_quota(text: &str) -> Result<Quota, QuotaError> {
     let Some((count, window)) = text.split_once('/') else {
-        return Err(format!("{text:?} is not a quota; {hint}"));
+        return Err(QuotaError::NotAQuota { text: text.into() });
     };
     let window = match named_period(window.trim()) {
         Some(period) => period,
-        None => parse_duration(window).map_err(|e| format!("window of {text:?}: {e}; {hint}"))?,
+        None => parse_duration(window).map_err(|window| QuotaError::Window {
+            window,
+            text: text.into(),
+        })?,
     };
     if window.is_zero() {
-        return Err(format!("{text:?} has an empty window; {hint}"));
+        return Err(QuotaError::EmptyWindow { text: text.into() });
     }
-    let count = parse_count(count.trim()).map_err(|e| e.in_text(text, hint))?;
+    let count = parse_count(count.trim()).map_err(|count| QuotaError::Count {
+        count,
+        text: text.into(),
+    })?;
     Ok(Quota {
         count,
         window,
@@ -397,10 +420,22 @@ mod tests {
             Duration::from_secs(3600)
         );
         assert_eq!(parse_quota("30/6s").unwrap().window, Duration::from_secs(6));
-        assert!(parse_quota("0/s").unwrap_err().contains("at least 1"));
-        assert!(parse_quota("30/0s").unwrap_err().contains("empty window"));
-        assert!(parse_quota("30/6").unwrap_err().contains("no unit"));
-        assert!(parse_quota("30").unwrap_err().contains("not a quota"));
+        assert!(parse_quota("0/s")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
+        assert!(parse_quota("30/0s")
+            .unwrap_err()
+            .to_string()
+            .contains("empty window"));
+        assert!(parse_quota("30/6")
+            .unwrap_err()
+            .to_string()
+            .contains("no unit"));
+        assert!(parse_quota("30")
+            .unwrap_err()
+            .to_string()
+            .contains("not a quota"));
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! says how many failures of that reason happened since the previous line.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// How often each reason may be logged.
@@ -33,10 +33,7 @@ impl LogThrottle {
     /// Reasons are a handful of literals, so the map stays that small.
     pub fn event(&self, reason: &'static str) -> Option<u64> {
         let now = Instant::now();
-        let mut reasons = self
-            .reasons
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut reasons = self.reasons.lock();
         match reasons.get_mut(reason) {
             Some(w) if now.duration_since(w.logged_at) < WINDOW => {
                 w.count += 1;

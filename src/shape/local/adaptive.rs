@@ -11,10 +11,10 @@
 //! after the other.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
-use governor::nanos::Nanos;
+use parking_lot::Mutex;
 
+use super::bucket::Nanos;
 use crate::config::Adaptive;
 
 const NEVER: u64 = u64::MAX;
@@ -75,7 +75,7 @@ impl Aimd {
     /// An upstream 429 at `now` that pauses until `until`: unless the last cut's event is still
     /// on, multiply the current share by the factor, not below the floor.
     pub(super) fn cut(&self, now: Nanos, until: Nanos) {
-        let _one_at_a_time = self.cutting.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.cutting.lock();
         let cut_at = self.cut_at.load(Ordering::Acquire);
         if cut_at != NEVER && now.as_u64() < self.event_end.load(Ordering::Relaxed) {
             return;

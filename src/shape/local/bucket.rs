@@ -1,42 +1,87 @@
-//! The token bucket of one key: GCRA via governor, on tokio time.
+//! The token bucket of one key: GCRA on tokio time, arithmetic in `shape/gcra.rs`.
 //!
-//! governor does the arithmetic and keeps the state (one theoretical arrival time, "TAT", in an
-//! atomic). Time reaches it through [`DecisionClock`]: a reading of tokio time as nanoseconds since
-//! the limit's [`Epoch`]. The clock reports the instant the bucket is being *asked about*, which
-//! the caller sets for each decision, rather than reading the wall clock itself. That is what lets
-//! the queue account a token at the instant it became available even when the timer that woke the
-//! waiter fired a fraction of a millisecond later (see `gate.rs`), and lets [`Bucket::tat`] read
-//! the state without changing it. All decisions on one bucket are made under its key's lock, so
-//! setting the reading and then asking is never interleaved.
+//! The state is one theoretical arrival time ("TAT"), a reading of tokio time in nanoseconds since
+//! the limit's [`Epoch`]. Every decision takes the reading it is made *at* from the caller rather
+//! than reading a clock: that lets the queue account a token at the instant it became available
+//! even when the timer that woke the waiter fired a fraction of a millisecond later (see
+//! `gate.rs`). All decisions on one bucket are made under its key's lock.
+//!
+//! Why pacer owns this arithmetic rather than using governor (which it did until the decision in
+//! docs/design.md): governor keeps the TAT private and reads its own clock, so pacer needed three
+//! workarounds to use it: a clock that was an atomic the caller set before each decision, reading
+//! the TAT back by asking for a whole bucket at the epoch and reading the refusal, and rebuilding
+//! the limiter to change its rate or set its TAT (a fresh one, then a take at a chosen reading).
+//! With `default-features = false` none of those go away. The arithmetic itself is three lines
+//! (`shape/gcra.rs`), which the shared limits' Redis script needs in any case, so the local
+//! bucket and the Rust copy of the script now share them, and [`Nanos`] is pacer's own.
 
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Add, Mul};
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
+
+use crate::shape::gcra;
+
+/// A span or a reading of time in nanoseconds; readings count from a limit's [`Epoch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Nanos(u64);
 
 /// The zero point of a limit's time readings.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Epoch(Instant);
 
-/// governor's clock for one bucket: the tokio instant of the decision being made.
-#[derive(Debug, Default)]
-pub(super) struct DecisionClock(AtomicU64);
-
-type Gcra = RateLimiter<NotKeyed, InMemoryState, DecisionClock, NoOpMiddleware<Nanos>>;
-
 /// One key's bucket: emits one token per `interval`, holds at most `burst`.
 pub(super) struct Bucket {
-    gcra: Gcra,
+    /// Zero for a full bucket, as a fresh one is.
+    tat: Nanos,
     interval: Nanos,
     burst: u32,
-    /// governor keeps "never used" as a TAT of zero; until the first take the bucket is full.
-    used: bool,
+}
+
+// === impl Nanos ===
+
+impl Nanos {
+    pub(super) const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(super) fn saturating_sub(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(other.0))
+    }
+}
+
+impl From<u64> for Nanos {
+    fn from(n: u64) -> Nanos {
+        Nanos(n)
+    }
+}
+
+impl From<Duration> for Nanos {
+    fn from(d: Duration) -> Nanos {
+        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Nanos> for Duration {
+    fn from(n: Nanos) -> Duration {
+        Duration::from_nanos(n.0)
+    }
+}
+
+impl Add for Nanos {
+    type Output = Nanos;
+
+    fn add(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(other.0))
+    }
+}
+
+impl Mul<u64> for Nanos {
+    type Output = Nanos;
+
+    fn mul(self, n: u64) -> Nanos {
+        Nanos(self.0.saturating_mul(n))
+    }
 }
 
 // === impl Epoch ===
@@ -56,40 +101,17 @@ impl Epoch {
     }
 }
 
-// === impl DecisionClock ===
-
-impl DecisionClock {
-    fn set(&self, at: Nanos) {
-        self.0.store(at.as_u64(), Ordering::Relaxed);
-    }
-}
-
-impl Clock for DecisionClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.0.load(Ordering::Relaxed))
-    }
-}
-
 // === impl Bucket ===
 
 impl Bucket {
     /// A full bucket. `interval` is at least 1 ns; `burst` at least 1 and small enough that the
-    /// bucket spans less than a century (governor keeps it in a u64 of nanoseconds).
+    /// bucket spans less than a century (readings are a u64 of nanoseconds).
     pub(super) fn new(interval: Nanos, burst: u32) -> Bucket {
-        let interval = Nanos::from(interval.as_u64().max(1));
-        let burst = burst.clamp(1, max_burst(interval));
-        let quota = Quota::with_period(Duration::from(interval))
-            .expect("interval is positive")
-            .allow_burst(NonZeroU32::new(burst).expect("burst is positive"));
-        // Every bucket of a limit shares the epoch as governor's start, so TATs are readings.
-        let clock = DecisionClock::default();
+        let interval = Nanos(interval.0.max(1));
         Bucket {
-            gcra: RateLimiter::direct_with_clock(quota, clock),
+            tat: Nanos(0),
             interval,
-            burst,
-            used: false,
+            burst: burst.clamp(1, max_burst(interval)),
         }
     }
 
@@ -105,53 +127,44 @@ impl Bucket {
 
     /// Whether this bucket already has these parameters.
     pub(super) fn matches(&self, interval: Nanos, burst: u32) -> bool {
-        self.interval == Nanos::from(interval.as_u64().max(1))
+        self.interval == Nanos(interval.0.max(1))
             && self.burst == burst.clamp(1, max_burst(self.interval))
+    }
+
+    fn tau(&self) -> u64 {
+        gcra::tolerance(self.interval.0, u64::from(self.burst))
     }
 
     /// Takes one token at `at`, or tells the reading at which one will be available.
     pub(super) fn take(&mut self, at: Nanos) -> Result<(), Nanos> {
-        self.gcra.clock().set(at);
-        match self.gcra.check() {
-            Ok(()) => {
-                self.used = true;
-                Ok(())
-            }
-            Err(not_until) => Err(not_until.earliest_possible()),
+        let from = gcra::conforms_from(self.tat.0, self.tau());
+        if at.0 < from {
+            return Err(Nanos(from));
         }
+        self.tat = Nanos(gcra::after(self.tat.0, at.0, self.interval.0));
+        Ok(())
     }
 
     /// The reading at which the next token is available (zero or in the past when it is now).
     pub(super) fn ready_at(&self) -> Nanos {
-        let tau = self.interval * u64::from(self.burst - 1);
-        self.tat().saturating_sub(tau)
+        Nanos(gcra::conforms_from(self.tat.0, self.tau()))
     }
 
     /// The theoretical arrival time: the reading at which the bucket is full again.
     pub(super) fn tat(&self) -> Nanos {
-        if !self.used {
-            return Nanos::from(0);
-        }
-        // Asking for a whole bucket at reading zero can never conform once a token was taken
-        // (TAT > 0), so governor answers with its TAT and leaves the state alone.
-        self.gcra.clock().set(Nanos::from(0));
-        let whole = NonZeroU32::new(self.burst).expect("burst is positive");
-        match self.gcra.check_n(whole) {
-            Ok(Err(not_until)) => not_until.earliest_possible(),
-            _ => unreachable!("a used bucket never conforms at its epoch"),
-        }
+        self.tat
     }
 
     /// Adopts a new rate and burst, keeping how full the bucket is: the share of tokens in use
     /// carries over (capped at the new burst), so a change neither hands out a fresh burst nor
     /// forgets the recent past.
     pub(super) fn reshape(&mut self, interval: Nanos, burst: u32, now: Nanos) {
-        let debt = self.tat().saturating_sub(now).as_u64() as f64;
-        let in_use = debt / self.interval.as_u64() as f64;
+        let debt = self.tat.saturating_sub(now).0 as f64;
+        let in_use = debt / self.interval.0 as f64;
         let mut next = Bucket::new(interval, burst);
-        let new_debt = in_use.min(f64::from(next.burst)) * next.interval.as_u64() as f64;
+        let new_debt = in_use.min(f64::from(next.burst)) * next.interval.0 as f64;
         if new_debt >= 1.0 {
-            next.set_tat(Nanos::from(now.as_u64() + new_debt as u64));
+            next.tat = now + Nanos(new_debt as u64);
         }
         *self = next;
     }
@@ -159,26 +172,17 @@ impl Bucket {
     /// Makes the bucket gain no credit before `end`: at `end` one token is available (the
     /// probe after a pause) and the next one an interval later. A bucket already emptier stays.
     pub(super) fn hold_until(&mut self, end: Nanos) {
-        let target = end + self.interval * u64::from(self.burst - 1);
-        if self.tat() < target {
-            let mut next = Bucket::new(self.interval, self.burst);
-            next.set_tat(target);
-            *self = next;
+        let target = end + Nanos(self.tau());
+        if self.tat < target {
+            self.tat = target;
         }
-    }
-
-    /// Sets a fresh bucket's TAT. Its first take sets TAT = reading + interval, so take at the
-    /// reading that leaves it at `target` (or as close as the epoch allows).
-    fn set_tat(&mut self, target: Nanos) {
-        let at = target.saturating_sub(self.interval);
-        self.take(at).expect("a fresh bucket conforms");
     }
 }
 
-/// The largest burst whose span (burst x interval) fits comfortably in governor's u64 nanos.
+/// The largest burst whose span (burst x interval) fits comfortably in a u64 of nanoseconds.
 fn max_burst(interval: Nanos) -> u32 {
     const CENTURY: u64 = 100 * 365 * 24 * 3600 * 1_000_000_000;
-    (CENTURY / interval.as_u64().max(1)).clamp(1, u64::from(u32::MAX)) as u32
+    (CENTURY / interval.0.max(1)).clamp(1, u64::from(u32::MAX)) as u32
 }
 
 #[cfg(test)]

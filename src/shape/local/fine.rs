@@ -14,9 +14,11 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 /// The pending wake-ups and the thread's wake-up call.
 struct FineTimer {
@@ -45,7 +47,7 @@ pub(super) fn wake_after(delay: Duration, waker: &Waker) {
     }
     let timer = &TIMER;
     let at = Instant::now() + delay;
-    let mut heap = timer.lock();
+    let mut heap = timer.heap.lock();
     let sooner = heap.peek().is_none_or(|Reverse(first)| at < first.at);
     heap.push(Reverse(Entry {
         at,
@@ -80,7 +82,7 @@ fn precise_sleeps() {
 /// The thread: wake whatever is due, then park until the earliest instant or a sooner entry.
 fn run(timer: &FineTimer) {
     let mut due = Vec::new();
-    let mut heap = timer.lock();
+    let mut heap = timer.heap.lock();
     loop {
         let now = Instant::now();
         while heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
@@ -90,26 +92,16 @@ fn run(timer: &FineTimer) {
             // Wake outside the lock: a wake can run scheduler code that may call back in.
             drop(heap);
             due.drain(..).for_each(Waker::wake);
-            heap = timer.lock();
+            heap = timer.heap.lock();
             continue;
         }
-        heap = match heap.peek() {
+        match heap.peek() {
             Some(Reverse(first)) => {
                 let left = first.at - now;
-                let waited = timer.changed.wait_timeout(heap, left);
-                waited.unwrap_or_else(|e| e.into_inner()).0
+                timer.changed.wait_for(&mut heap, left);
             }
-            None => timer.changed.wait(heap).unwrap_or_else(|e| e.into_inner()),
-        };
-    }
-}
-
-// === impl FineTimer ===
-
-impl FineTimer {
-    fn lock(&self) -> MutexGuard<'_, BinaryHeap<Reverse<Entry>>> {
-        // Only wakers live here, and a poisoned heap is still a heap.
-        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+            None => timer.changed.wait(&mut heap),
+        }
     }
 }
 

@@ -16,13 +16,13 @@
 //! cancelled head, a live change) runs [`KeyInner::dispatch`], which grants waiters in order for
 //! as long as they can go and hands the timer to the new head.
 
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use governor::nanos::Nanos;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, Nanos};
 use super::horizon::hint;
 use super::learned::Learned;
 use super::params::Current;
@@ -116,16 +116,11 @@ impl KeyState {
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, KeyInner> {
-        // A panic under the lock leaves consistent-enough state; keep serving.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     pub(super) fn try_lock(&self) -> Option<MutexGuard<'_, KeyInner>> {
-        match self.inner.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
+        self.inner.try_lock()
     }
 
     /// A permit went away: give its slot back and let the next waiter in.

@@ -10,9 +10,10 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::gate::KeyState;
@@ -116,7 +117,7 @@ impl KeyTable {
     pub(super) fn all(&self) -> Vec<Arc<KeyState>> {
         let mut all = Vec::with_capacity(self.live());
         for shard in self.shards.iter() {
-            all.extend(lock(shard).values().cloned());
+            all.extend(shard.lock().values().cloned());
         }
         all
     }
@@ -124,7 +125,7 @@ impl KeyTable {
     fn shard(&self, key: LimitKey) -> MutexGuard<'_, Map> {
         // The map indexes by the low bits and tags by the top ones: pick the shard from the
         // middle, so keys of one shard still differ where the map looks.
-        lock(&self.shards[(key.0 >> 32) as usize % SHARDS])
+        self.shards[(key.0 >> 32) as usize % SHARDS].lock()
     }
 
     /// Counts one more key if there is room.
@@ -183,7 +184,7 @@ impl KeyTable {
 
     /// Forgets the idle keys of shard `i`. A key busy right now is not idle.
     fn sweep(&self, i: usize, sh: &Shared, now: Instant) {
-        let mut map = lock(&self.shards[i]);
+        let mut map = self.shards[i].lock();
         let before = map.len();
         map.retain(|_, state| match state.try_lock() {
             Some(mut inner) if inner.is_idle(sh, now, self.idle) => {
@@ -194,8 +195,4 @@ impl KeyTable {
         });
         self.live.fetch_sub(before - map.len(), Ordering::Relaxed);
     }
-}
-
-fn lock(shard: &Mutex<Map>) -> MutexGuard<'_, Map> {
-    shard.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -6,11 +6,11 @@
 //! walking them all. Writes (admin changes) are rare and serialised by a lock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
 
-use governor::nanos::Nanos;
+use parking_lot::Mutex;
 
 use super::adaptive::{Aimd, Share};
+use super::bucket::Nanos;
 use super::quota::QuotaParams;
 use crate::config::{Limit, Quota, Rate};
 use crate::shape::{LimitUpdate, UpdateError};
@@ -97,7 +97,7 @@ impl Params {
         {
             return Err(UpdateError::QuotaZero);
         }
-        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rate = self.rate.lock();
         if let Some(new) = update.rate {
             *rate = Some(new);
             self.interval.store(interval_of(new), Ordering::Relaxed);
@@ -163,7 +163,7 @@ impl Params {
 
     /// The base rate (configured, or as last changed) in requests per second.
     pub(super) fn base_per_second(&self) -> Option<f64> {
-        let rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = self.rate.lock();
         rate.map(|r| r.per_second())
     }
 

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::nanos::Nanos;
 use tokio::time::Instant;
 
+use super::bucket::Nanos;
 use super::gate::{KeyInner, KeyState};
 use super::Shared;
 use crate::shape::Probe;

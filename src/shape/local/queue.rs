@@ -12,9 +12,9 @@
 use std::task::Waker;
 use std::time::Duration;
 
-use governor::nanos::Nanos;
 use tokio::time::Instant;
 
+use super::bucket::Nanos;
 use super::gate::Grant;
 
 const NIL: u32 = u32::MAX;

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use governor::nanos::Nanos;
+use super::bucket::Nanos;
 
 /// A quota in force: N releases per window, and the span a release counts for (window +
 /// margin).

@@ -6,9 +6,10 @@
 //! and take the `on_unavailable` path at once. A failed or slow call (past `timeout`) marks
 //! Redis down; each switch is logged once.
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -150,7 +151,7 @@ impl Store {
         if self.health() != Health::Up {
             return None;
         }
-        self.conn.read().ok()?.clone()
+        self.conn.read().clone()
     }
 
     fn failed(&self, kind: &'static str, detail: &str) {
@@ -180,7 +181,7 @@ impl Store {
 
     /// Connects (first time) or pings (after a failure); true when Redis answered.
     async fn check(&self) -> bool {
-        let existing = self.conn.read().ok().and_then(|c| c.clone());
+        let existing = self.conn.read().clone();
         let timeout = self.config.timeout.max(Duration::from_millis(200));
         let result = match existing {
             Some(mut conn) => {
@@ -228,9 +229,7 @@ impl Store {
             .set_number_of_retries(1)
             .set_max_delay(CHECK_EVERY.as_millis() as u64);
         let conn = ConnectionManager::new_with_config(client, cfg).await?;
-        if let Ok(mut slot) = self.conn.write() {
-            *slot = Some(conn);
-        }
+        *self.conn.write() = Some(conn);
         Ok(())
     }
 }

@@ -45,19 +45,13 @@ impl SharedLimiter {
 impl SharedLimiter {
     /// Notes that a reservation of this instance goes at `until`.
     pub(super) fn note_reserved(&self, until: tokio::time::Instant) {
-        let mut last = self
-            .reserved_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut last = self.reserved_until.lock();
         *last = Some(last.map_or(until, |t| t.max(until)));
     }
 
     /// When the last reservation this instance made in Redis goes, if still ahead.
     fn reserved_until(&self) -> Option<tokio::time::Instant> {
-        let last = *self
-            .reserved_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let last = *self.reserved_until.lock();
         last.filter(|t| *t > tokio::time::Instant::now())
     }
 }

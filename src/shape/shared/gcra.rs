@@ -1,6 +1,7 @@
 //! The GCRA arithmetic of shared rates. `gcra.lua` is a line-by-line copy that runs inside
 //! Redis; [`cases`] are checked against both (here in unit tests, the script in
-//! `tests/it/shared.rs` with a fixed clock), so the two cannot drift apart.
+//! `tests/it/shared.rs` with a fixed clock), so the two cannot drift apart. GCRA's own rules are
+//! `shape/gcra.rs`, shared with the local bucket.
 //!
 //! A key's bucket is its theoretical arrival time `tat` (when the bucket would be empty again)
 //! and `pause` (the end of a Retry-After pause). All times are microseconds on Redis's clock.
@@ -13,6 +14,8 @@
 //! the AIMD share of an adaptive limit, also kept in Redis (`cut_to`, `cut_at`, `event_end`) so
 //! that a 429 on one instance slows all of them, cutting once per congestion event as the local
 //! limiter's AIMD does.
+
+use crate::shape::gcra;
 
 /// The script's operations, in the order of its `ARGV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +132,7 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
     let burst = live.burst.unwrap_or(params.burst);
     let mut fraction = share(now, live, params.aimd);
     let mut interval = effective(base, fraction);
-    let mut tau = interval * burst.saturating_sub(1);
+    let mut tau = gcra::tolerance(interval, burst);
     let reply = |granted, wait, tat, interval, p: u64| Reply {
         granted,
         wait,
@@ -144,12 +147,12 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
     match op {
         Op::Reserve { max_wait } => {
             let t = tat.max(now);
-            let go = t.saturating_sub(tau).max(now).max(pause);
+            let go = gcra::conforms_from(t, tau).max(now).max(pause);
             let wait = go - now;
             if wait > max_wait {
                 return (reply(false, wait, tat, interval, pause), Stored::default());
             }
-            let new = t.max(go) + interval;
+            let new = gcra::after(t, go, interval);
             (
                 reply(true, wait, new, interval, pause),
                 keep(Bucket { tat: new, pause }),
@@ -165,7 +168,7 @@ pub fn apply(now: u64, bucket: Bucket, live: &Live, params: Params, op: Op) -> (
                 cut = Some((fraction, now));
                 event_end = Some((now + retry_after).max(now + a.every));
                 interval = effective(base, fraction);
-                tau = interval * burst.saturating_sub(1);
+                tau = gcra::tolerance(interval, burst);
             }
             let p = pause.max(now + retry_after);
             let t = tat.max(p + tau);

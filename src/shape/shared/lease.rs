@@ -10,9 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -81,7 +82,7 @@ impl Leases {
 
     /// Slots this instance holds.
     pub(super) fn held(&self) -> usize {
-        self.inner.held.lock().map_or(0, |h| h.len())
+        self.inner.held.lock().len()
     }
 
     /// Takes a slot: waits in line until `deadline` (None: reject mode, no wait). Ok(None)
@@ -151,9 +152,7 @@ impl Inner {
         if taken == 0 {
             return Ok(None);
         }
-        if let Ok(mut held) = self.held.lock() {
-            held.insert(member.clone(), set);
-        }
+        self.held.lock().insert(member.clone(), set);
         Ok(Some(Lease {
             inner: self.clone(),
             member,
@@ -174,7 +173,7 @@ impl Inner {
     }
 
     fn line(&self, key: LimitKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lines = self.lines.lock();
         // Lines nobody waits in are dropped, so the table holds only keys with waiters.
         lines.retain(|_, l| Arc::strong_count(l) > 1);
         lines.entry(key).or_default().clone()
@@ -183,10 +182,7 @@ impl Inner {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let set = match self.inner.held.lock() {
-            Ok(mut held) => held.remove(&self.member),
-            Err(_) => None,
-        };
+        let set = self.inner.held.lock().remove(&self.member);
         let Some(set) = set else { return };
         let mut zrem = redis::cmd("ZREM");
         zrem.arg(set).arg(&self.member);
@@ -212,10 +208,9 @@ async fn renew(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(LEASE / 3).await;
         let Some(inner) = inner.upgrade() else { return };
-        let held: Vec<(String, String)> = match inner.held.lock() {
-            Ok(h) => h.iter().map(|(m, s)| (m.clone(), s.clone())).collect(),
-            Err(_) => continue,
-        };
+        let held: Vec<(String, String)> = (inner.held.lock().iter())
+            .map(|(m, s)| (m.clone(), s.clone()))
+            .collect();
         for (member, set) in held {
             let _ = inner.run("renew", &set, &member).await;
         }

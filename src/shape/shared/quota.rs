@@ -61,11 +61,11 @@ impl Store {
 impl SharedLimiter {
     /// The quota in force, for `/status` (requests use Redis's, which this follows).
     pub(super) fn quota(&self) -> Option<Quota> {
-        *self.quota.lock().unwrap_or_else(|e| e.into_inner())
+        *self.quota.lock()
     }
 
     pub(super) fn set_quota(&self, quota: Option<Quota>) {
-        *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = quota;
+        *self.quota.lock() = quota;
     }
 }
 
