@@ -11,8 +11,11 @@ use crate::error::Error;
 use crate::exchange::{Body, BoxResponse, RouteId, Target};
 use crate::metrics::Metrics;
 
+/// One `Arc` inside, as the layers above clone it for every request.
 #[derive(Clone)]
-pub struct Forward {
+pub struct Forward(Arc<Shared>);
+
+struct Shared {
     metrics: Arc<Metrics>,
     /// Indexed by [`Target::upstream`].
     upstreams: Arc<[Arc<UpstreamClient>]>,
@@ -25,11 +28,11 @@ impl Forward {
         upstreams: Arc<[Arc<UpstreamClient>]>,
         route: Option<RouteId>,
     ) -> Self {
-        Forward {
+        Forward(Arc::new(Shared {
             metrics,
             upstreams,
             route,
-        }
+        }))
     }
 }
 
@@ -46,25 +49,27 @@ impl tower::Service<Request<Body>> for Forward {
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let target = req.extensions().get::<Target>().copied();
-        let Some((target, upstream)) =
-            target.and_then(|t| Some((t, self.upstreams.get(t.upstream.index())?.clone())))
-        else {
+        let Some(target) = target.filter(|t| t.upstream.index() < self.0.upstreams.len()) else {
             // The front door always sets a target; a request without one is a wiring bug,
             // answered rather than panicking on a live connection.
             return Box::pin(std::future::ready(Err(Error::Internal(
                 "request has no resolved upstream",
             ))));
         };
-        let metrics = self.metrics.clone();
-        let route = self.route;
+        // One counter bumped for the upstream, the metrics and the route together.
+        let shared = self.0.clone();
         Box::pin(async move {
+            let upstream = &shared.upstreams[target.upstream.index()];
             let started = tokio::time::Instant::now();
-            let res = upstream.send(req, &metrics).await;
+            let res = upstream.send(req, &shared.metrics).await;
             // Failures that produced no upstream status are counted by the client-facing
             // series; this one is about what the API answered.
             if let Ok(res) = &res {
                 let status = res.status().as_u16();
-                metrics.upstream(target.upstream, route, status, started.elapsed());
+                let took = started.elapsed();
+                shared
+                    .metrics
+                    .upstream(target.upstream, shared.route, status, took);
             }
             res
         })

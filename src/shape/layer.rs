@@ -25,9 +25,13 @@ use crate::shutdown::DrainDeadline;
 pub use super::limits::{Limits, RouteLimits};
 pub use crate::exchange::{IsRetry, Passed, RequestStart};
 
-/// Builds the shaping layer of one route's stack.
+/// Builds the shaping layer of one route's stack. One `Arc` inside: the service is cloned for
+/// every request (tower's rule for services called after an await), and each `Arc` cloned is an
+/// atomic counter that the worker threads pass between them.
 #[derive(Clone)]
-pub struct ShapeLayer {
+pub struct ShapeLayer(Arc<Shared>);
+
+struct Shared {
     limits: Arc<Limits>,
     route: Arc<RouteLimits>,
     metrics: Arc<Metrics>,
@@ -42,12 +46,12 @@ impl ShapeLayer {
         metrics: Arc<Metrics>,
         deadline: DrainDeadline,
     ) -> Self {
-        ShapeLayer {
+        ShapeLayer(Arc::new(Shared {
             limits,
             route,
             metrics,
             deadline,
-        }
+        }))
     }
 }
 
@@ -83,7 +87,7 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        if self.layer.route.order().is_empty() {
+        if self.layer.0.route.order().is_empty() {
             return self.inner.call(req);
         }
         // The inner service was made ready for this call; take it and leave a clone behind
@@ -105,12 +109,6 @@ fn shape<S>(
 where
     S: Downstream,
 {
-    let ShapeLayer {
-        limits,
-        route,
-        metrics,
-        deadline,
-    } = layer;
     let start = match req.extensions().get::<RequestStart>() {
         Some(s) => s.0,
         None => Instant::now(),
@@ -122,13 +120,19 @@ where
     let client_ip = Target::client_ip(req.extensions());
     let conn = req.extensions().get::<ClientConn>().cloned();
     async move {
+        let Shared {
+            limits,
+            route,
+            metrics,
+            deadline,
+        } = &*layer.0;
         // While it waits, the end of the client's stream means the client left (see
         // `exchange/half_close.rs`).
         let waiting = conn.as_ref().map(ClientConn::waiting);
         let mut permits = Vec::new();
         // What the request passed, reported to the limits that learn when its answer comes
         // (or, dropped unanswered, as no answer).
-        let mut answers = Answers::new(&limits);
+        let mut answers = Answers::new(limits);
         for &i in route.order() {
             let cfg = limits.config(i);
             let key = limits.key_for(i, req.headers(), client_ip);
@@ -137,7 +141,7 @@ where
                 deadline: start + cfg.queue.max_wait,
                 priority,
             };
-            let acquired = until_drain_deadline(limits.limiter(i).acquire(acquire), &deadline);
+            let acquired = until_drain_deadline(limits.limiter(i).acquire(acquire), deadline);
             let permit = match acquired.await {
                 Ok(p) => p,
                 Err(e) => {
