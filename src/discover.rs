@@ -18,15 +18,16 @@
 //! # Memory
 //!
 //! A group is at most about 1.8 KB (counters, two histograms of [`tally::LEVELS`] levels, the
-//! last 32 runs and their intervals): about 2 MB at [`MAX_GROUPS`]. Configured routes have one group each; groups of unmatched paths are capped
-//! at [`MAX_GROUPS`], past which new paths count in one `other` group, which is reported but
-//! never written as a route.
+//! last 32 runs and their intervals): about 2 MB at [`MAX_GROUPS`]. Configured routes have one
+//! group each, found when the route's stack is built; groups of unmatched paths are capped at
+//! [`MAX_GROUPS`], past which new paths count in one `other` group, which is reported but never
+//! written as a route.
 //!
 //! # Cost
 //!
 //! Off unless asked for (`--discover-out`). On, each attempt takes its group's lock three
-//! times (send, answer, and done) for a few counter updates, and an unmatched request's group is found
-//! under a read lock after building its grouped path.
+//! times (send, answer, and done) for a few counter updates, and an unmatched request's group
+//! is found under a read lock after building its grouped path.
 
 mod infer;
 pub mod layer;
@@ -141,11 +142,13 @@ impl Discovery {
         })
     }
 
-    /// The group of a request: its route's, or its method and grouped path's.
-    fn group(&self, route: Option<RouteId>, method: &http::Method, path: &str) -> Group {
-        if let Some((_, g)) = route.and_then(|r| self.routes.get(r.index())) {
-            return g.clone();
-        }
+    /// The group of a configured route's requests, resolved once when its stack is built.
+    fn route_group(&self, route: RouteId) -> Option<Group> {
+        self.routes.get(route.index()).map(|(_, g)| g.clone())
+    }
+
+    /// The group of a request on no route: its method and grouped path's.
+    fn unmatched_group(&self, method: &http::Method, path: &str) -> Group {
         let name = format!("{method} {}", group_path(path));
         let read = self.unmatched.read();
         if let Some(g) = read.get(&name) {
@@ -237,11 +240,11 @@ routes: [{ match: 'GET /api/v2/scripts/**', limits: [l] }]";
         let d = discovery();
         let get = http::Method::GET;
         let count = |g: Group| g.lock().sent(Instant::now(), false);
-        count(d.group(Some(RouteId::new(0)), &get, "/api/v2/scripts/1"));
-        count(d.group(None, &get, "/api/v2/users/42"));
-        assert_eq!(count(d.group(None, &get, "/api/v2/users/43")), 2);
+        count(d.route_group(RouteId::new(0)).unwrap());
+        count(d.unmatched_group(&get, "/api/v2/users/42"));
+        assert_eq!(count(d.unmatched_group(&get, "/api/v2/users/43")), 2);
         for i in 0..MAX_GROUPS {
-            count(d.group(None, &get, &format!("/p{i}x/a")));
+            count(d.unmatched_group(&get, &format!("/p{i}x/a")));
         }
         let names: Vec<_> = d.report().groups.into_iter().map(|g| g.route).collect();
         assert_eq!(names.len(), 1 + MAX_GROUPS + 1, "route, groups, other");
@@ -249,6 +252,6 @@ routes: [{ match: 'GET /api/v2/scripts/**', limits: [l] }]";
         assert!(names.contains(&"GET /api/v2/users/{id}".to_owned()));
         assert_eq!(names.last().unwrap(), OTHER);
         // An existing group still counts in itself past the bound.
-        assert_eq!(count(d.group(None, &get, "/api/v2/users/44")), 3);
+        assert_eq!(count(d.unmatched_group(&get, "/api/v2/users/44")), 3);
     }
 }

@@ -1,9 +1,9 @@
 //! The one error type of the request path.
 //!
-//! Every failure inside the stack is a variant here. Two properties live on the error itself, so that
-//! no layer has to guess: the HTTP status and machine-readable code the client sees (turned into a
-//! response only by [`crate::proxy::rescue`]), and whether the request may be sent upstream again
-//! ([`Error::retryable`]).
+//! Every failure inside the stack is a variant here. Two properties live on the error itself, so
+//! that no layer has to guess: the HTTP status and machine-readable code the client sees (turned
+//! into a response only by [`crate::proxy::rescue`]), and whether the request may be sent
+//! upstream again ([`Error::retryable`]).
 
 use std::time::Duration;
 

@@ -30,9 +30,12 @@ impl<S> tower::Layer<S> for DiscoverLayer {
     type Service = Discover<S>;
 
     fn layer(&self, inner: S) -> Discover<S> {
+        // A configured route's requests all count in the route's group, found here once.
+        let route = self.route;
+        let group = self.discovery.as_ref().and_then(|d| d.route_group(route?));
         Discover {
             discovery: self.discovery.clone(),
-            route: self.route,
+            group,
             inner,
         }
     }
@@ -42,7 +45,8 @@ impl<S> tower::Layer<S> for DiscoverLayer {
 #[derive(Clone)]
 pub struct Discover<S> {
     discovery: Option<Arc<Discovery>>,
-    route: Option<RouteId>,
+    /// The route's group; None on the stack of requests on no route, grouped by path.
+    group: Option<Group>,
     inner: S,
 }
 
@@ -76,7 +80,10 @@ where
         };
         let target = req.extensions().get::<Target>();
         let unit = target.map(|t| t.retry_after_unit).unwrap_or_default();
-        let group = discovery.group(self.route, req.method(), req.uri().path());
+        let group = match &self.group {
+            Some(g) => g.clone(),
+            None => discovery.unmatched_group(req.method(), req.uri().path()),
+        };
         let token = req.headers().contains_key(http::header::AUTHORIZATION);
         let level = group.lock().sent(Instant::now(), token);
         let in_flight = InFlight(group);

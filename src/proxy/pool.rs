@@ -13,9 +13,10 @@
 //! is closed, so a burst of clients does not leave thousands of idle upstream connections behind
 //! (each holds a socket and its buffers, on both ends). An idle connection the upstream closed in
 //! the meantime hands the request back unsent, and the request goes on to the next connection or
-//! a new one, as it would with hyper-util's `retry_canceled_requests`. One closed just as the request was written to it
-//! (the end of the stream or a reset, and no answer) sends an idempotent request without a body
-//! on as well ([`replayable_copy`]); any other request gets the error.
+//! a new one, as it would with hyper-util's `retry_canceled_requests`. One closed just as the
+//! request was written to it (the end of the stream or a reset, and no answer) sends an
+//! idempotent request without a body on as well ([`replayable_copy`]); any other request gets
+//! the error.
 //!
 //! HTTP/2 upstreams would pool differently (one shared connection, many streams); that is a
 //! second implementation beside this one, chosen by the connection's negotiated protocol.

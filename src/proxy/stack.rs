@@ -36,7 +36,7 @@ use crate::discover::Discovery;
 use crate::exchange::RouteId;
 use crate::metrics::Metrics;
 use crate::retry::layer::{Retry, RetryLayer};
-use crate::shape::layer::{Limits, Shape, ShapeLayer};
+use crate::shape::layer::{Limits, RouteLimits, Shape, ShapeLayer};
 use crate::shutdown::DrainDeadline;
 
 pub use crate::exchange::{BoxResponse, Downstream};
@@ -60,8 +60,10 @@ pub fn build(
     let routes = admission.routes.clone();
     let clients = admission.upstreams.clients();
     let route_stack = |id: Option<RouteId>| -> RouteStack {
-        let route = id.map(|r| routes.get(r));
-        let passes = Arc::new(limits.route(id, route));
+        let passes = Arc::new(match id {
+            Some(r) => limits.route(r, routes.get(r)),
+            None => RouteLimits::default(),
+        });
         ServiceBuilder::new()
             .layer(FrontDoorLayer::new(admission.clone()))
             .layer(RetryLayer::new(

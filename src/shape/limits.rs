@@ -54,11 +54,9 @@ impl Limits {
         }
     }
 
-    /// What a request of `route` passes (a request on no route, `None`, passes nothing).
-    pub fn route(&self, id: Option<RouteId>, route: Option<&config::Route>) -> RouteLimits {
-        let Some(route) = route else {
-            return RouteLimits::default();
-        };
+    /// What a request of route `id` passes (requests on no route pass nothing:
+    /// [`RouteLimits::default`]).
+    pub fn route(&self, id: RouteId, route: &config::Route) -> RouteLimits {
         let max_wait = route
             .limits
             .iter()
@@ -67,7 +65,7 @@ impl Limits {
             .map(|c| c.queue.max_wait)
             .min();
         RouteLimits {
-            id,
+            id: Some(id),
             order: route.limits.clone(),
             pauses: route.pause.clone(),
             max_wait,
